@@ -1,0 +1,45 @@
+# Two commands for a new user: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test bench lint data venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist package (real idx files, installed offline).
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] || [ -f $(FMNIST_DIR)/train-images-idx3-ubyte ]; then \
+		echo "fashion-mnist: found in $(FMNIST_DIR)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "fashion-mnist: installing Debian package dataset-fashion-mnist"; \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) && \
+		echo "fashion-mnist: installed in $(FMNIST_DIR)"; \
+	else \
+		echo "fashion-mnist: not found. Run: sudo apt-get install dataset-fashion-mnist"; \
+		echo "  (or let cnnlab download it: cnnlab data fetch fashion-mnist --download)"; \
+	fi
+
+demo: $(STAMP) data
+	$(PY) -m cnnlab.demo
+
+test: $(STAMP) data
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15
+
+bench: $(STAMP) data
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

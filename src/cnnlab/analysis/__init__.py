@@ -1,0 +1,1 @@
+"""Inspection: per-layer shapes, parameters, MACs, receptive field, memory; calculators; comparisons."""

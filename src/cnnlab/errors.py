@@ -1,0 +1,29 @@
+"""One family of exceptions. Library code raises them; the CLI prints them as one line.
+
+Each subclass also derives from the builtin a caller would naturally catch
+(``ValueError``, ``FileNotFoundError``), so ``except ValueError`` keeps working.
+"""
+
+
+class CnnlabError(Exception):
+    """Base class: a user-facing problem with a one-line explanation."""
+
+
+class UnknownModelError(CnnlabError, ValueError):
+    """A model name that is not in the registry."""
+
+
+class ConfigError(CnnlabError, ValueError):
+    """An impossible setting: in_chans=0, an image too small for the network, a bad option."""
+
+
+class WeightsError(CnnlabError, ValueError):
+    """Pretrained weights that cannot be found, read or matched to the model."""
+
+
+class CheckpointError(CnnlabError, ValueError):
+    """A checkpoint that is missing, corrupt or from another model."""
+
+
+class DataError(CnnlabError, ValueError):
+    """A dataset that is missing, empty, corrupt or of the wrong shape."""

@@ -1,0 +1,180 @@
+"""Model registry: ``@register_model``, ``list_models``, ``create_model`` (the timm interface).
+
+Every variant is a builder function ``name(num_classes=1000, in_chans=3, img_size=224, **kw)``
+decorated with ``@register_model(...)``; the decorator records a :class:`ModelInfo` (family, paper,
+reference parameter count, torchvision twin, classifier / first-conv names, pretrained sources) and
+makes the builder attach that information to the model it returns as ``model.pretrained_cfg``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnlab.errors import ConfigError, UnknownModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Below this img_size a builder returns its small-input (CIFAR-style) variant: 3x3 stride-1 stem,
+# no early max-pool (kuangliu/pytorch-cifar, weiaicunzai/pytorch-cifar100).
+SMALL_INPUT_MAX = 64
+
+
+@dataclass(frozen=True)
+class PretrainedSource:
+    """One place ImageNet weights can come from, with the preprocessing they expect.
+
+    kind: ``"hub"`` -- a torchvision checkpoint ``file`` in the torch hub cache
+    (``torch.hub.get_dir()/checkpoints``); ``"package"`` -- an installed Python package, read by
+    ``loader`` (``"module:function"`` returning a state_dict already in cnnlab's key layout).
+    ``model_kwargs`` are passed to the builder so the architecture matches the weights
+    (e.g. TF "same" padding for weights converted from TensorFlow).
+    """
+
+    kind: str
+    file: str = ""
+    loader: str = ""
+    package: str = ""
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    input_size: int = 224
+    resize_size: int = 256
+    interpolation: str = "bilinear"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    top1: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one variant (timm's ``pretrained_cfg`` plus references)."""
+
+    name: str
+    fn: Callable[..., nn.Module]
+    family: str
+    paper: str
+    torchvision: str | None = None  # torchvision builder with the identical architecture/state_dict
+    params: int | None = None  # reference parameter count at num_classes=1000, img_size=default_size
+    params_source: str = ""
+    params_rtol: float = 0.0  # 0: exact; >0 when the reference is a rounded paper figure
+    default_size: int = 224
+    min_size: int = 28  # smallest img_size create_model accepts
+    first_conv: str = "conv1"
+    classifier: str = "fc"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    pretrained: tuple[PretrainedSource, ...] = ()
+
+    def as_cfg(self) -> dict[str, Any]:
+        cfg = asdict(self)
+        cfg.pop("fn")
+        return cfg
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    fn: Callable[..., nn.Module] | None = None, **info: Any
+) -> Callable[..., nn.Module] | Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder; keyword arguments fill :class:`ModelInfo`. Usable bare or with arguments."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise RuntimeError(f"model {name!r} registered twice")
+
+        @functools.wraps(builder)
+        def build(*args: Any, **kwargs: Any) -> nn.Module:
+            model = builder(*args, **kwargs)
+            cfg = _REGISTRY[name].as_cfg()
+            cfg["img_size"] = kwargs.get("img_size", cfg["default_size"])
+            cfg["in_chans"] = kwargs.get("in_chans", 3)
+            cfg["num_classes"] = kwargs.get("num_classes", 1000)
+            model.pretrained_cfg = cfg
+            return model
+
+        info.setdefault("family", builder.__module__.rsplit(".", 1)[-1])
+        info.setdefault("paper", "")
+        _REGISTRY[name] = ModelInfo(name=name, fn=build, **info)
+        return build
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*")."""
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of ``name``; unknown names raise with the closest matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint} (`cnnlab models` lists all {len(_REGISTRY)})"
+        ) from None
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    img_size: int | None = None,
+    weights: str | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered model.
+
+    ``img_size`` <= 64 selects the family's small-input variant; ``None`` means the family's
+    default (224 for ImageNet models). ``weights``: ``None``, a file (``.safetensors`` or a
+    torchvision-layout ``.pth``/``.pt``), or ``"imagenet"`` (installed weight package, then the
+    torch hub cache; never a download).
+    """
+    info = get_model_info(name)
+    img_size = info.default_size if img_size is None else img_size
+    _check_int("num_classes", num_classes, 0)
+    _check_int("in_chans", in_chans, 1)
+    _check_int("img_size", img_size, 1)
+    if img_size < info.min_size:
+        raise ConfigError(
+            f"img_size={img_size} is too small for {name}: it needs at least {info.min_size}x{info.min_size}"
+        )
+    source = None
+    if weights is not None:
+        from cnnlab.models.weights import resolve_weights
+
+        source = resolve_weights(info, weights)
+        kwargs = {**source.model_kwargs, **kwargs}
+    head_classes = num_classes
+    if source is not None and num_classes != source.num_classes:
+        head_classes = source.num_classes  # load the pretrained head, then replace it
+    model = info.fn(num_classes=head_classes or 1000, in_chans=in_chans, img_size=img_size, **kwargs)
+    if source is not None:
+        from cnnlab.models.weights import load_into
+
+        load_into(model, source, in_chans=in_chans)
+        if head_classes != num_classes:
+            model.reset_classifier(num_classes)
+            model.pretrained_cfg["num_classes"] = num_classes
+    elif num_classes == 0:
+        model.reset_classifier(0)
+    return model
+
+
+def _check_int(what: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")

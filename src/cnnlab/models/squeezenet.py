@@ -1,0 +1,1 @@
+"""(family module, to be written)"""

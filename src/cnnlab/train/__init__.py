@@ -1,0 +1,1 @@
+"""Training engine: TrainConfig, fit, evaluation, checkpoints with exact resume, DDP."""
