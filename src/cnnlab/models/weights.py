@@ -87,13 +87,43 @@ def _head_classes(info: ModelInfo, sd: dict[str, torch.Tensor]) -> int:
     return int(w.shape[0]) if w is not None else 1000
 
 
+def torchvision_sources(tv_name: str) -> list[PretrainedSource]:
+    """Hub-cache sources for every ImageNet checkpoint torchvision publishes for ``tv_name``.
+
+    File names, preprocessing and accuracy come from torchvision's own weight enums, so they
+    stay exact without a copy here.
+    """
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(tv_name)
+    except (ValueError, KeyError):
+        return []
+    sources = []
+    for w in enum:
+        tf = w.transforms()
+        metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
+        crop = tf.crop_size[0] if isinstance(tf.crop_size, list | tuple) else tf.crop_size
+        resize = tf.resize_size[0] if isinstance(tf.resize_size, list | tuple) else tf.resize_size
+        sources.append(PretrainedSource(
+            kind="hub", file=w.url.rsplit("/", 1)[-1], mean=tuple(tf.mean), std=tuple(tf.std),
+            input_size=int(crop), resize_size=int(resize), interpolation=tf.interpolation.value,
+            top1=metrics.get("acc@1"), source=f"torchvision {w}"))
+    return sources
+
+
 def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> ResolvedWeights:
-    """Find the weights named by ``weights`` (``"imagenet"`` or a path) for model ``info``."""
+    """Find the weights named by ``weights`` (``"imagenet"`` or a path) for model ``info``.
+
+    ``"imagenet"`` tries the model's registered sources (weight packages first), then every
+    checkpoint of its torchvision twin in the torch hub cache.
+    """
     if str(weights) != "imagenet":
         sd = read_state_dict(weights)
         return ResolvedWeights(sd, str(weights), _head_classes(info, sd), meta=_meta(info, None))
     looked: list[str] = []
-    for src in info.pretrained:
+    sources = list(info.pretrained) + (torchvision_sources(info.torchvision) if info.torchvision else [])
+    for src in sources:
         if src.kind == "package":
             mod_name, _, fn_name = src.loader.partition(":")
             try:
@@ -111,7 +141,7 @@ def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> ResolvedWeig
                 return ResolvedWeights(sd, str(path), _head_classes(info, sd),
                                        dict(src.model_kwargs), _meta(info, src))
             looked.append(str(path))
-    if not info.pretrained:
+    if not sources:
         raise WeightsError(f"no ImageNet weights are known for {info.name}; pass a file path instead")
     raise WeightsError(f"no ImageNet weights for {info.name} found; looked in: {'; '.join(looked)}")
 
