@@ -1,1 +1,45 @@
-"""Datasets: Fashion-MNIST and friends, in-memory batching, batched augmentation, image folders, splits."""
+"""Datasets: Fashion-MNIST and friends, in-memory batching, batched augmentation, image folders, splits.
+
+```python
+from cnnlab.data import load_dataset, stratified_split, BatchAugment, InMemoryLoader
+train, val = stratified_split(load_dataset("fashion-mnist", "train"), val_fraction=0.1, seed=0)
+loader = InMemoryLoader(train, batch_size=256, augment="crop,flip", seed=0)
+for epoch in range(10):
+    loader.set_epoch(epoch)
+    for x, y in loader:  # x float32 [B,1,28,28] normalised, y int64 [B]
+        ...
+```
+"""
+
+from cnnlab.data.augment import BatchAugment
+from cnnlab.data.datasets import (
+    CIFAR_DATASETS,
+    DIGIT_DATASETS,
+    IDX_DATASETS,
+    ArrayDataset,
+    channel_stats,
+    default_data_dir,
+    list_datasets,
+    load_dataset,
+    make_synthetic,
+    read_idx,
+)
+from cnnlab.data.download import download_file, extract_archive, verify_checksum
+from cnnlab.data.folder import FolderDataset
+from cnnlab.data.loader import (
+    FolderLoader,
+    InMemoryLoader,
+    build_loader,
+    epoch_permutation,
+    mix_seed,
+    shard_indices,
+)
+from cnnlab.data.splits import bootstrap_indices, kfold_indices, stratified_split, stratified_split_indices
+
+__all__ = [
+    "CIFAR_DATASETS", "DIGIT_DATASETS", "IDX_DATASETS", "ArrayDataset", "BatchAugment", "FolderDataset",
+    "FolderLoader", "InMemoryLoader", "bootstrap_indices", "build_loader", "channel_stats", "default_data_dir",
+    "download_file", "epoch_permutation", "extract_archive", "kfold_indices", "list_datasets", "load_dataset",
+    "make_synthetic", "mix_seed", "read_idx", "shard_indices", "stratified_split", "stratified_split_indices",
+    "verify_checksum",
+]

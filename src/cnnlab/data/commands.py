@@ -1,5 +1,86 @@
-"""CLI sub-commands of this capability (placeholder until implemented)."""
+"""``cnnlab data fetch NAME`` and ``cnnlab data info NAME``: find/download a dataset, describe it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 
-def register(sub) -> None:  # noqa: ARG001 - filled in by the capability's implementation
-    return None
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from cnnlab.data.datasets import CIFAR_DATASETS, IDX_DATASETS, load_dataset, locate_idx
+    from cnnlab.data.download import verify_checksum
+    from cnnlab.errors import DataError
+
+    name = args.name.lower()
+    for split in ("train", "test"):
+        try:
+            ds = load_dataset(args.name, split=split, data_dir=args.data_dir, download=args.download)
+        except DataError:
+            if split == "train" or not name.startswith("imagefolder:"):
+                raise
+            continue  # an image folder without a test/ split
+        print(f"{ds.name}: {len(ds)} images {'x'.join(map(str, ds.image_shape))}, {ds.num_classes} classes")
+    if name in IDX_DATASETS:
+        spec = IDX_DATASETS[name]
+        for split in ("train", "test"):
+            for path, fname in zip(locate_idx(spec, split, args.data_dir), spec.files[split]):
+                if path.suffix == ".gz" and spec.md5.get(fname):
+                    try:
+                        verify_checksum(path, md5=spec.md5[fname])
+                        print(f"  {path}: official archive md5 ok")
+                        continue
+                    except DataError:
+                        pass  # a re-compressed archive (e.g. Debian's): check the payload instead
+                if fname in spec.content_sha256:
+                    verify_checksum(path, sha256=spec.content_sha256[fname], decompress=path.suffix == ".gz")
+                    print(f"  {path}: content sha256 ok")
+                else:
+                    print(f"  {path}: idx header and sizes ok (no content checksum known)")
+    elif name.replace("-", "") in CIFAR_DATASETS:
+        print("  CIFAR files parsed (restricted unpickler); the archive md5 is checked when downloaded")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.errors import DataError
+
+    splits = []
+    for split in ("train", "test"):
+        try:
+            splits.append(load_dataset(args.name, split=split, data_dir=args.data_dir))
+        except DataError:
+            if split == "train":
+                raise
+    train = splits[0]
+    print(f"dataset   {args.name}")
+    where = getattr(train, "root", None)
+    if where is not None:
+        print(f"folder    {where}")
+    print(f"shape     {' x '.join(map(str, train.image_shape))} (C x H x W)")
+    print("splits    " + ", ".join(f"{d.name}: {len(d)}" for d in splits))
+    print(f"mean      {', '.join(f'{m:.4f}' for m in train.mean)}  (training split, [0,1] units)")
+    print(f"std       {', '.join(f'{s:.4f}' for s in train.std)}")
+    skipped = getattr(train, "skipped", [])
+    if skipped:
+        print(f"skipped   {len(skipped)} unreadable image(s), e.g. {skipped[0]}")
+    counts = train.class_counts().tolist()
+    print(f"classes   {train.num_classes}")
+    for i, (c, n) in enumerate(zip(train.classes, counts)):
+        print(f"  {i:3d}  {c:<24s} {n}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="datasets: fetch (find/download + verify) and info")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    names = "fashion-mnist, mnist, kmnist, cifar10, cifar100, synthetic, imagefolder:DIR"
+    f = dsub.add_parser("fetch", help="find (or --download) a dataset and verify its files")
+    f.add_argument("name", help=names)
+    f.add_argument("--data-dir", type=Path, default=None, help="where the files are / go")
+    f.add_argument("--download", action="store_true", help="download the official files (checksummed)")
+    f.set_defaults(func=_cmd_fetch)
+    i = dsub.add_parser("info", help="sizes, shape, classes and their counts, mean/std")
+    i.add_argument("name", help=names)
+    i.add_argument("--data-dir", type=Path, default=None)
+    i.set_defaults(func=_cmd_info)
