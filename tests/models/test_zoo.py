@@ -12,7 +12,7 @@ ALL = cnnlab.list_models()
 TORCHVISION_TWINS = [n for n in ALL if get_model_info(n).torchvision]
 # The 224x224 forward+backward of the heaviest nets is the slow group.
 HEAVY = {"vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "vgg13", "vgg13_bn", "wide_resnet101_2", "resnext101_32x8d",
-         "resnet152", "densenet161", "efficientnet_b7", "efficientnet_b6", "efficientnet_b5", "dpn92"}
+         "resnet152", "wrn28_10", "densenet161", "efficientnet_b7", "efficientnet_b6", "efficientnet_b5", "dpn92"}
 
 
 def n_params(model: torch.nn.Module) -> int:

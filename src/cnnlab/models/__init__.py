@@ -27,9 +27,11 @@ from cnnlab.models._registry import (
     list_models,
     register_model,
 )
+from cnnlab.models.senet import add_se
 
 __all__ = [
     "AuxOutputs",
+    "add_se",
     "ClassifierMixin",
     "ModelInfo",
     "PretrainedSource",
