@@ -1,0 +1,277 @@
+"""fit(): each optimizer and regularizer changes training the way the lectures say; hooks; NaN stop."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models import AuxOutputs
+from cnnlab.train import NonFiniteLossError, TrainConfig, evaluate, fit, load_checkpoint
+from cnnlab.train.metrics import predict_probs, tta_views
+
+
+def cfg(tmp_path, **kw):
+    base = dict(model="tiny", epochs=2, batch_size=32, lr=0.05, momentum=0.9, progress="none", plots=False,
+                tensorboard=False, out_dir=str(tmp_path / "run"), threads=1, eval_test=True)
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(model):
+    return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if p.ndim > 1])
+
+
+def run(job, synth, tmp_path, bn=False, net_dropout=0.0, **kw):
+    train, test = synth
+    return fit(cfg(tmp_path, **kw), model=job.tiny_net(batch_norm=bn, dropout=net_dropout), train_data=train,
+               test_data=test)
+
+
+def test_training_learns_synthetic(job, synth, tmp_path):
+    r = run(job, synth, tmp_path, epochs=3, optimizer="adam", lr=3e-3, schedule="cosine")
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+    assert r.final["top1"] > 0.5  # chance is 0.1
+    assert set(r.final) >= {"loss", "top1", "top5", "per_class", "confusion"}
+    assert sum(map(sum, r.final["confusion"])) == 128 and len(r.final["per_class"]) == 10
+
+
+@pytest.mark.parametrize("opt,extra", [("sgd", {"momentum": 0.0}), ("sgd", {"momentum": 0.9}),
+                                       ("sgd", {"momentum": 0.9, "nesterov": True}), ("adagrad", {"lr": 0.05}),
+                                       ("rmsprop", {"lr": 1e-3, "momentum": 0.0}), ("adam", {"lr": 3e-3}),
+                                       ("adamw", {"lr": 3e-3, "weight_decay": 0.01})])
+def test_every_optimizer_lowers_the_loss(job, synth, tmp_path, opt, extra):
+    r = run(job, synth, tmp_path, epochs=2, optimizer=opt, eval_test=False,
+            **{"lr": 0.05, "momentum": 0.0, **extra})
+    first, last = r.history[0]["train_loss"], r.history[-1]["train_loss"]
+    assert last < first and last < math.log(10)
+
+
+def test_momentum_and_nesterov_change_the_trajectory(job, synth, tmp_path):
+    w = [weights(run(job, synth, tmp_path, epochs=1, eval_test=False, momentum=m, nesterov=n).model)
+         for m, n in ((0.0, False), (0.9, False), (0.9, True))]
+    assert not torch.allclose(w[0], w[1]) and not torch.allclose(w[1], w[2])
+
+
+def test_weight_decay_lowers_the_weight_norm(job, synth, tmp_path):
+    plain = run(job, synth, tmp_path, epochs=2, eval_test=False)
+    decayed = run(job, synth, tmp_path, epochs=2, eval_test=False, weight_decay=0.05)
+    assert weights(decayed.model).norm() < 0.9 * weights(plain.model).norm()
+
+
+def test_no_decay_norm_bias_keeps_biases_out(job, synth, tmp_path):
+    from cnnlab.train.optim import build_param_groups
+
+    net = job.tiny_net(batch_norm=True)
+    groups = build_param_groups(net, cfg(tmp_path, weight_decay=0.1, no_decay_norm_bias=True))
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    names = {n for n, p in net.named_parameters() if id(p) in decayed}
+    assert names == {"0.weight", "4.weight", "9.weight"}  # conv/linear weights only, not BN or biases
+
+
+def test_l1_raises_sparsity(job, synth, tmp_path):
+    def sparsity(m):
+        w = weights(m)
+        return (w.abs() < 1e-3).float().mean().item()
+
+    plain = run(job, synth, tmp_path, epochs=2, eval_test=False, momentum=0.0, lr=0.05)
+    l1 = run(job, synth, tmp_path, epochs=2, eval_test=False, momentum=0.0, lr=0.05, l1=2e-3)
+    assert sparsity(l1.model) > sparsity(plain.model) + 0.02
+    assert weights(l1.model).abs().sum() < weights(plain.model).abs().sum()
+
+
+def test_label_smoothing_lowers_the_max_softmax(job, synth, tmp_path):
+    train, test = synth
+
+    def mean_max_prob(result):
+        with torch.no_grad():
+            x = (test.images.float() / 255 - test.mean[0]) / test.std[0]
+            return F.softmax(result.model.eval()(x), 1).max(1).values.mean().item()
+
+    sharp = run(job, synth, tmp_path, epochs=3, lr=0.1)
+    smooth = run(job, synth, tmp_path, epochs=3, lr=0.1, label_smoothing=0.3)
+    assert mean_max_prob(smooth) < mean_max_prob(sharp) - 0.05
+
+
+def test_dropout_override_sets_every_layer(job, synth, tmp_path):
+    r = run(job, synth, tmp_path, epochs=1, eval_test=False, net_dropout=0.1, dropout=0.4)
+    assert [m.p for m in r.model.modules() if isinstance(m, nn.Dropout)] == [0.4]
+    with pytest.raises(ConfigError, match="no dropout layers"):
+        fit(cfg(tmp_path, dropout=0.3), model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
+            train_data=synth[0])
+
+
+def test_input_noise_and_augmentation_change_training(job, synth, tmp_path):
+    base = weights(run(job, synth, tmp_path, epochs=1, eval_test=False).model)
+    noisy = weights(run(job, synth, tmp_path, epochs=1, eval_test=False, input_noise=0.5).model)
+    aug = weights(run(job, synth, tmp_path, epochs=1, eval_test=False, augment="crop:2,flip").model)
+    assert not torch.allclose(base, noisy) and not torch.allclose(base, aug)
+
+
+def test_gradient_accumulation_equals_the_big_batch(job, synth, tmp_path):
+    """Without batch norm, 2 x 32 accumulated == one batch of 64 (same data order: the loader's
+    permutation depends on the seed only, and batch k of size 64 = micro-batches 2k, 2k+1)."""
+    big = run(job, synth, tmp_path, epochs=1, eval_test=False, batch_size=64)
+    acc = run(job, synth, tmp_path, epochs=1, eval_test=False, batch_size=32, accum_steps=2)
+    torch.testing.assert_close(weights(acc.model), weights(big.model), rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_and_bf16_autocast_paths_train(job, synth, tmp_path):
+    """The speed options' code paths (on CUDA they matter; here they must at least train)."""
+    r = run(job, synth, tmp_path, bn=True, epochs=2, optimizer="adam", lr=3e-3, channels_last=True, amp="bf16",
+            eval_test=False)
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+
+
+def test_early_stopping_restores_the_best(job, synth, tmp_path):
+    # wreck the weights after every epoch from the second on: validation stops improving
+    class Blowup:
+        def on_epoch_end(self, state, row):
+            if row["epoch"] >= 2:
+                with torch.no_grad():
+                    for p in state.model.parameters():
+                        p.add_(torch.randn_like(p) * 2.0)
+
+    train, test = synth
+    r = fit(cfg(tmp_path, epochs=8, lr=0.1, val_fraction=0.25, early_stop_patience=2, schedule="constant"),
+            model=job.tiny_net(batch_norm=False, dropout=0.0), train_data=train, test_data=test,
+            callbacks=[Blowup()])
+    assert r.stopped_early and len(r.history) < 8
+    best = r.best
+    assert best["metric"] == "val_top1"
+    assert best["value"] == max(row["val_top1"] for row in r.history)
+    v = evaluate(r.model, test)
+    assert v["top1"] == pytest.approx(r.final["top1"])  # the returned model is the restored best
+    assert r.history[best["epoch"] - 1]["test_top1"] == pytest.approx(r.final["top1"])
+
+
+def test_ema_is_evaluated_and_checkpointed(job, synth, tmp_path):
+    r = run(job, synth, tmp_path, bn=True, epochs=1, ema_decay=0.9)
+    ck = load_checkpoint(tmp_path / "run", prefer="last")
+    assert ck.ema_state is not None and ck.meta["eval_weights"] == "ema"
+    live = ck.model_state["0.weight"]
+    assert not torch.equal(ck.eval_state()["0.weight"], live)
+    assert torch.equal(r.model.state_dict()["0.weight"], ck.eval_state()["0.weight"])
+
+
+def test_aux_outputs_add_weighted_aux_loss(synth, tmp_path):
+    class AuxNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU())
+            self.head, self.aux = nn.Linear(32, 10), nn.Linear(32, 10)
+
+        def forward(self, x):
+            h = self.body(x)
+            return AuxOutputs(self.head(h), (self.aux(h),), 0.3) if self.training else self.head(h)
+
+    torch.manual_seed(0)
+    net = AuxNet()
+    r = fit(cfg(tmp_path, epochs=1), model=net, train_data=synth[0], test_data=synth[1])
+    # the aux head was trained too (its gradient comes only from the aux term)
+    torch.manual_seed(0)
+    fresh = AuxNet()
+    assert not torch.equal(fresh.aux.weight, r.model.aux.weight)
+    from cnnlab.train.engine import compute_loss
+
+    out = AuxOutputs(torch.randn(4, 10), (torch.randn(4, 10),), 0.3)
+    y = torch.tensor([1, 2, 3, 4])
+    loss, logits = compute_loss(out, y, nn.CrossEntropyLoss())
+    expected = F.cross_entropy(out.logits, y) + 0.3 * F.cross_entropy(out.aux[0], y)
+    assert torch.allclose(loss, expected) and logits is out.logits
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(job, synth, tmp_path):
+    calls = {"n": 0}
+
+    def poisoned(output, target):
+        calls["n"] += 1
+        loss = F.cross_entropy(output, target)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    train, _ = synth
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 1, step 7.*last good checkpoint"):
+        fit(cfg(tmp_path, epochs=2, ckpt_every_steps=3, eval_test=False), model=job.tiny_net(),
+            train_data=train, loss_fn=poisoned)
+    ck = load_checkpoint(tmp_path / "run", prefer="last")
+    assert ck.meta["global_step"] == 6
+    assert all(torch.isfinite(t).all() for t in ck.model_state.values() if t.is_floating_point())
+
+
+def test_sample_weights_focus_the_loss(job, synth, tmp_path):
+    train, _ = synth
+    w = (train.labels == 3).float() + 1e-3  # nearly all weight on class 3
+    r = fit(cfg(tmp_path, epochs=2, eval_test=False, lr=0.1), model=job.tiny_net(batch_norm=False, dropout=0.0),
+            train_data=train, sample_weights=w)
+    with torch.no_grad():
+        x = (train.images.float() / 255 - train.mean[0]) / train.std[0]
+        pred = r.model.eval()(x).argmax(1)
+    assert (pred == 3).float().mean() > 0.8
+
+
+def test_param_groups_hook_keeps_per_group_lr(job, synth, tmp_path):
+    net = job.tiny_net(batch_norm=False, dropout=0.0)
+    frozen = list(net[0].parameters())
+    for p in frozen:
+        p.requires_grad_(False)
+    before = [p.clone() for p in frozen]
+    groups = [{"params": list(net[3].parameters()), "lr": 0.001}, {"params": list(net[8].parameters())}]
+    r = fit(cfg(tmp_path, epochs=1, eval_test=False, schedule="step"), model=net, train_data=synth[0],
+            param_groups=groups)
+    assert all(torch.equal(a, b) for a, b in zip(before, frozen))
+    lrs = sorted({g["lr"] for g in load_checkpoint(r.run_dir).meta["optimizer"]["param_groups"]})
+    assert lrs == [0.001, 0.05]
+
+
+def test_tta_averages_softmax_over_views(job):
+    net = job.tiny_net().eval()
+    x = torch.randn(3, 1, 28, 28)
+    views = tta_views(x, "flip,crop")
+    assert len(views) == 6 and torch.equal(views[1], x.flip(-1))
+    expected = torch.stack([F.softmax(net(v), 1) for v in views]).mean(0)
+    torch.testing.assert_close(predict_probs(net, x, "flip,crop"), expected)
+
+
+def test_evaluate_matches_a_hand_count(job, synth):
+    _, test = synth
+    net = job.tiny_net().eval()
+    m = evaluate(net, test, batch_size=50)
+    with torch.no_grad():
+        x = (test.images.float() / 255 - test.mean[0]) / test.std[0]
+        logits = net(x)
+    pred = logits.argmax(1)
+    assert m["top1"] == pytest.approx((pred == test.labels).float().mean().item())
+    top5 = logits.topk(5, 1).indices.eq(test.labels[:, None]).any(1).float().mean().item()
+    assert m["top5"] == pytest.approx(top5)
+    assert m["loss"] == pytest.approx(F.cross_entropy(logits, test.labels).item(), rel=1e-4)
+    cls = 4
+    mask = test.labels == cls
+    assert m["per_class"][cls] == pytest.approx((pred[mask] == cls).float().mean().item())
+    assert m["confusion"][cls][int(pred[mask][0])] >= 1
+
+
+def test_batch_norm_switch_picks_the_family_variant():
+    from cnnlab.train.engine import _build_model
+
+    def bn_layers(model):
+        return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+    on, _ = _build_model(TrainConfig(model="vgg11", batch_norm=True), 10, 1, 32)
+    off, _ = _build_model(TrainConfig(model="vgg11_bn", batch_norm=False), 10, 1, 32)
+    assert bn_layers(on) == 8 and bn_layers(off) == 0
+
+
+def test_bad_settings_are_config_errors(job, synth, tmp_path):
+    with pytest.raises(ConfigError, match="nesterov"):
+        TrainConfig(nesterov=True, momentum=0.0)
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ConfigError, match="validation split"):
+        TrainConfig(early_stop_patience=3)
+    with pytest.raises(ConfigError, match="cannot take 1x28x28"):
+        fit(cfg(tmp_path), model=nn.Sequential(nn.Flatten(), nn.Linear(100, 10)), train_data=synth[0])
+    with pytest.raises(ConfigError, match="does not accept the option 'batch_norm'"):
+        fit(cfg(tmp_path, model="lenet5", batch_norm=False), train_data=synth[0])
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA"):
+        fit(cfg(tmp_path, amp="fp16", device="cpu"), model=job.tiny_net(), train_data=synth[0])
