@@ -97,7 +97,7 @@ def test_stage_shapes_follow_figure_2(size, in_chans):
 
 
 def test_large_inputs_are_pooled_to_the_5x5_c5_input():
-    model = cnnlab.create_model("lenet5", num_classes=10, img_size=224).eval()
+    model = cnnlab.create_model("lenet5", num_classes=10, in_chans=3, img_size=224).eval()
     assert isinstance(model.pad, torch.nn.Identity)
     with torch.inference_mode():
         assert model.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 120, 1, 1)
@@ -112,7 +112,8 @@ def test_initialisation_follows_appendix_a():
     assert k3.abs().max() <= 2.4 / 75 and k3.abs().max() > 2.4 / 100
 
 
-def test_default_size_is_32():
+def test_defaults_are_the_papers_32x32x1_ten_classes():
     model = cnnlab.create_model("lenet5")
     assert model.pretrained_cfg["img_size"] == 32
+    assert model.pretrained_cfg["in_chans"] == 1 and model.output.out_features == 10
     assert model.pretrained_cfg["default_size"] == 32

@@ -110,4 +110,4 @@ def test_cifar_defaults():
     model = create_model("resnet56")
     cfg = model.pretrained_cfg
     assert cfg["default_size"] == 32 and cfg["img_size"] == 32
-    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+    assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)

@@ -110,7 +110,7 @@ def test_forward_backward_224x224x3(name):
 @pytest.mark.parametrize("name", ALL)
 def test_model_interface(name):
     """forward == forward_head(forward_features); reset_classifier changes the output width."""
-    model = cnnlab.create_model(name, num_classes=7, img_size=32).eval()
+    model = cnnlab.create_model(name, num_classes=7, in_chans=3, img_size=32).eval()
     cfg = model.pretrained_cfg
     assert cfg["name"] == name and cfg["num_classes"] == 7
     x = torch.randn(1, 3, 32, 32)

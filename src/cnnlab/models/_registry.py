@@ -61,10 +61,12 @@ class ModelInfo:
     family: str
     paper: str
     torchvision: str | None = None  # torchvision builder with the identical architecture/state_dict
-    params: int | None = None  # reference parameter count at num_classes=1000, img_size=default_size
+    params: int | None = None  # reference parameter count at the defaults below (num_classes, in_chans)
     params_source: str = ""
     params_rtol: float = 0.0  # 0: exact; >0 when the reference is a rounded paper figure
     default_size: int = 224
+    num_classes: int = 1000  # the dataset the architecture was published for: 10 for LeNet-5 / CIFAR nets
+    in_chans: int = 3
     min_size: int = 28  # smallest img_size create_model accepts
     first_conv: str = "conv1"
     classifier: str = "fc"
@@ -92,12 +94,14 @@ def register_model(
             raise RuntimeError(f"model {name!r} registered twice")
 
         @functools.wraps(builder)
-        def build(*args: Any, **kwargs: Any) -> nn.Module:
-            model = builder(*args, **kwargs)
-            cfg = _REGISTRY[name].as_cfg()
-            cfg["img_size"] = kwargs.get("img_size", cfg["default_size"])
-            cfg["in_chans"] = kwargs.get("in_chans", 3)
-            cfg["num_classes"] = kwargs.get("num_classes", 1000)
+        def build(**kwargs: Any) -> nn.Module:
+            info = _REGISTRY[name]
+            kwargs.setdefault("num_classes", info.num_classes)
+            kwargs.setdefault("in_chans", info.in_chans)
+            kwargs.setdefault("img_size", info.default_size)
+            model = builder(**kwargs)
+            cfg = info.as_cfg()
+            cfg.update(img_size=kwargs["img_size"], in_chans=kwargs["in_chans"], num_classes=kwargs["num_classes"])
             model.pretrained_cfg = cfg
             return model
 
@@ -131,21 +135,24 @@ def get_model_info(name: str) -> ModelInfo:
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
-    in_chans: int = 3,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
     img_size: int | None = None,
     weights: str | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model.
 
-    ``img_size`` <= 64 selects the family's small-input variant; ``None`` means the family's
-    default (224 for ImageNet models). ``weights``: ``None``, a file (``.safetensors`` or a
+    ``num_classes``, ``in_chans`` and ``img_size`` default to what the architecture was published
+    for (1000 / 3 / 224 for ImageNet nets; 10 / 1 / 32 for LeNet-5; 10 / 3 / 32 for CIFAR nets).
+    ``img_size`` <= 64 selects the family's small-input variant. ``weights``: ``None``, a file (``.safetensors`` or a
     torchvision-layout ``.pth``/``.pt``), or ``"imagenet"`` (installed weight package, then the
     torch hub cache; never a download).
     """
     info = get_model_info(name)
     img_size = info.default_size if img_size is None else img_size
+    num_classes = info.num_classes if num_classes is None else num_classes
+    in_chans = info.in_chans if in_chans is None else in_chans
     _check_int("num_classes", num_classes, 0)
     _check_int("in_chans", in_chans, 1)
     _check_int("img_size", img_size, 1)
@@ -162,7 +169,7 @@ def create_model(
     head_classes = num_classes
     if source is not None and num_classes != source.num_classes:
         head_classes = source.num_classes  # load the pretrained head, then replace it
-    model = info.fn(num_classes=head_classes or 1000, in_chans=in_chans, img_size=img_size, **kwargs)
+    model = info.fn(num_classes=head_classes or info.num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
     if source is not None:
         from cnnlab.models.weights import load_into
 

@@ -185,10 +185,10 @@ def densenet201(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
     return _densenet(32, (6, 12, 48, 32), 64, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(family="DenseNet", paper=_PAPER, params=1_108_732,
-                params_source="exact count; 769,162 at 10 classes in osmr/imgclsmob, paper Table 2: 0.8M",
-                default_size=32, min_size=4, first_conv="features.conv0", classifier="classifier")
-def densenet_bc_100_12(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs) -> nn.Module:
+@register_model(family="DenseNet", paper=_PAPER, params=769_162,
+                params_source="exact count at 10 classes = osmr/imgclsmob; paper Table 2: 0.8M",
+                default_size=32, num_classes=10, min_size=4, first_conv="features.conv0", classifier="classifier")
+def densenet_bc_100_12(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs) -> nn.Module:
     """DenseNet-BC (L=100, k=12) for CIFAR (Table 2, 0.8M params): a 3x3 conv to 2k=24 channels, three dense
     blocks of (L-4)/6 = 16 bottleneck layers, compression θ=0.5. The same net at every ``img_size``."""
     return DenseNet(12, (16, 16, 16), 24, compression=0.5, num_classes=num_classes, in_chans=in_chans,

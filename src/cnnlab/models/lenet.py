@@ -148,17 +148,18 @@ def _lenet(modern: bool, num_classes: int, in_chans: int, img_size: int, **kwarg
     return LeNet5(num_classes, in_chans, modern=modern, input_pad=2 if img_size < 32 else 0, **kwargs)
 
 
-@register_model(family="LeNet", paper=_PAPER, params=145_300,
-                params_source="paper §II.B: 60,850 at 1x32x32, 10 classes; here 3 channels, 1000 classes",
-                default_size=32, min_size=12, first_conv="c1", classifier="output")
-def lenet5(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs) -> nn.Module:
+@register_model(family="LeNet", paper=_PAPER, params=60_850,
+                params_source="paper §II.B (60,000 trainable parameters; exact count of the described net)",
+                default_size=32, num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,), min_size=12, first_conv="c1", classifier="output")
+def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwargs) -> nn.Module:
     """LeNet-5 as in 1998: trainable subsampling, Table I C3, scaled tanh; linear output layer."""
     return _lenet(False, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(family="LeNet", paper=_PAPER, params=146_156,
-                params_source="computed: 61,706 at 1x32x32, 10 classes; here 3 channels, 1000 classes", default_size=32, min_size=12,
+@register_model(family="LeNet", paper=_PAPER, params=61_706,
+                params_source="exact count (issue #3), 1x32x32 input, 10 classes", default_size=32,
+                num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,), min_size=12,
                 first_conv="c1", classifier="output")
-def lenet5_modern(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs) -> nn.Module:
+def lenet5_modern(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwargs) -> nn.Module:
     """LeNet-5 with ReLU, max-pooling and a fully connected C3."""
     return _lenet(True, num_classes, in_chans, img_size, **kwargs)

@@ -200,59 +200,59 @@ def _cifar_resnet(n: int, num_classes: int, in_chans: int, residual: bool = True
     return CifarResNet(n, num_classes=num_classes, in_chans=in_chans, residual=residual, **kwargs)
 
 
-# Registry counts are exact at num_classes=1000 (computed: the 10-class count of Table 6 plus
-# 990 * 65 classifier parameters); tests/models/test_resnet_cifar.py checks Table 6 at 10 classes.
+# Registry counts are exact at the nets' native 10 CIFAR classes (paper Table 6 rounds them);
+# tests/models/test_resnet_cifar.py checks them against Table 6.
 _COMMON: dict[str, Any] = dict(family="ResNet-CIFAR", params_rtol=0, first_conv="conv1", classifier="fc",
-                               default_size=32, min_size=_MIN_SIZE, mean=CIFAR10_MEAN, std=CIFAR10_STD)
-_SRC = "computed at 1000 classes (paper Table 6: {} at 10 classes)"
+                               default_size=32, num_classes=10, min_size=_MIN_SIZE, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+_SRC = "exact count at 10 classes (paper Table 6: {})"
 
 
-@register_model(paper=_PAPER, params=334_072, params_source=_SRC.format("0.27M"), **_COMMON)
-def resnet20(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=269_722, params_source=_SRC.format("0.27M"), **_COMMON)
+def resnet20(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """ResNet-20 (§4.2, n=3)."""
     return _cifar_resnet(3, num_classes, in_chans, **kwargs)
 
 
-@register_model(paper=_PAPER, params=528_504, params_source=_SRC.format("0.46M"), **_COMMON)
-def resnet32(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=464_154, params_source=_SRC.format("0.46M"), **_COMMON)
+def resnet32(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """ResNet-32 (§4.2, n=5)."""
     return _cifar_resnet(5, num_classes, in_chans, **kwargs)
 
 
-@register_model(paper=_PAPER, params=722_936, params_source=_SRC.format("0.66M"), **_COMMON)
-def resnet44(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=658_586, params_source=_SRC.format("0.66M"), **_COMMON)
+def resnet44(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """ResNet-44 (§4.2, n=7)."""
     return _cifar_resnet(7, num_classes, in_chans, **kwargs)
 
 
-@register_model(paper=_PAPER, params=917_368, params_source=_SRC.format("0.85M"), **_COMMON)
-def resnet56(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=853_018, params_source=_SRC.format("0.85M"), **_COMMON)
+def resnet56(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """ResNet-56 (§4.2, n=9)."""
     return _cifar_resnet(9, num_classes, in_chans, **kwargs)
 
 
-@register_model(paper=_PAPER, params=1_792_312, params_source=_SRC.format("1.7M"), **_COMMON)
-def resnet110(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=1_727_962, params_source=_SRC.format("1.7M"), **_COMMON)
+def resnet110(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """ResNet-110 (§4.2, n=18)."""
     return _cifar_resnet(18, num_classes, in_chans, **kwargs)
 
 
-@register_model(paper=_PAPER, params=334_072, params_source=_SRC.format("0.27M, as ResNet-20"), **_COMMON)
-def plain20(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=269_722, params_source=_SRC.format("0.27M, as ResNet-20"), **_COMMON)
+def plain20(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """Plain-20 (Fig. 6 left): ResNet-20 without shortcuts, the degradation baseline."""
     return _cifar_resnet(3, num_classes, in_chans, residual=False, **kwargs)
 
 
-@register_model(paper=_PAPER, params=917_368, params_source=_SRC.format("0.85M, as ResNet-56"), **_COMMON)
-def plain56(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
+@register_model(paper=_PAPER, params=853_018, params_source=_SRC.format("0.85M, as ResNet-56"), **_COMMON)
+def plain56(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, **kwargs: Any) -> nn.Module:
     """Plain-56 (Fig. 6 left): ResNet-56 without shortcuts; trains worse than plain-20."""
     return _cifar_resnet(9, num_classes, in_chans, residual=False, **kwargs)
 
 
-@register_model(paper=_PAPER_WRN, params=37_113_784,
-                params_source="computed at 1000 classes (paper Table 4: 36.5M at 10 classes)",
+@register_model(paper=_PAPER_WRN, params=36_479_194,
+                params_source="exact count at 10 classes (paper Table 4: 36.5M)",
                 **{**_COMMON, "family": "WideResNet-CIFAR"})
-def wrn28_10(num_classes: int = 1000, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0,
+def wrn28_10(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0,
              **kwargs: Any) -> nn.Module:
     """WRN-28-10: depth 28 (4 wide blocks per stage), widen factor 10; ``drop_rate`` 0.3 in §3."""
     return WideResNet(28, 10, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate, **kwargs)
