@@ -15,13 +15,17 @@ class ZooRow:
     family: str
     params: int
     reference_params: int | None
-    gmacs_224: float | None
+    input_size: tuple[int, int, int]
+    gmacs: float | None
     torchvision: str | None
     paper: str
 
 
 def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
-    """One row per model; parameters counted on the meta device (nothing is allocated)."""
+    """One row per model at its published input (224 for ImageNet nets, 32 for LeNet/CIFAR nets).
+
+    Parameters are counted on the meta device, MACs by the inspection engine: nothing is allocated.
+    """
     count_macs = None
     if macs:
         try:
@@ -34,10 +38,9 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
         with torch.device("meta"):
             model = create_model(name)
         params = sum(p.numel() for p in model.parameters())
-        gmacs = None
-        if count_macs is not None:
-            gmacs = count_macs(name, (3, 224, 224)) / 1e9
-        rows.append(ZooRow(name, info.family, params, info.params, gmacs, info.torchvision, info.paper))
+        size = (info.in_chans, info.default_size, info.default_size)
+        gmacs = count_macs(name, size) / 1e9 if count_macs is not None else None
+        rows.append(ZooRow(name, info.family, params, info.params, size, gmacs, info.torchvision, info.paper))
     return rows
 
 
@@ -50,9 +53,11 @@ def print_zoo(pattern: str | None = None, macs: bool = True) -> None:
     table.add_column("model", style="bold")
     table.add_column("family")
     table.add_column("params", justify="right")
-    table.add_column("GMACs @224", justify="right")
+    table.add_column("input", justify="right")
+    table.add_column("GMACs", justify="right")
     table.add_column("torchvision twin")
     for r in rows:
-        gm = f"{r.gmacs_224:.2f}" if r.gmacs_224 is not None else "-"
-        table.add_row(r.name, r.family, f"{r.params:,}", gm, r.torchvision or "-")
+        gm = f"{r.gmacs:.3f}" if r.gmacs is not None else "-"
+        table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), gm,
+                      r.torchvision or "-")
     Console().print(table)
