@@ -2,13 +2,10 @@
 
 import pytest
 import torch
+from helpers import n_params
 
 import cnnlab
 from cnnlab.models.alexnet import local_response_norm
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def convs(model):

@@ -2,22 +2,14 @@
 
 import pytest
 import torch
+from helpers import meta_model, n_params
 from torch import nn
 
 import cnnlab
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def n_weight_layers(model: nn.Module) -> int:
     return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kwargs)
 
 
 @pytest.mark.parametrize("depth, blocks, k, width", [

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torchvision
+from helpers import meta_model, n_params
 from torch import nn
 
 import cnnlab
@@ -21,17 +22,8 @@ B_NAMES = [f"efficientnet_b{i}" for i in range(8)]
 LITE_NAMES = [f"efficientnet_lite{i}" for i in range(3)]
 
 
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kw)
-
-
 def stage_depths(model):
     return [len(model.features[i]) for i in range(1, 8)]
-
-
-def n_params(module):
-    return sum(p.numel() for p in module.parameters())
 
 
 # --- compound scaling (Tan & Le 2019, §3.3 and Table 1) -----------------------------------------------

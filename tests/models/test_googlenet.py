@@ -1,32 +1,23 @@
 """GoogLeNet (Szegedy et al. 2015): Table 1 widths, auxiliary classifiers (§5), torchvision twin."""
 
-import warnings
-
 import pytest
 import torch
-import torchvision
+from helpers import assert_transform_input_matches_torchvision, meta_model, n_params
 
 import cnnlab
 from cnnlab.models import AuxOutputs
 from cnnlab.models.googlenet import Inception
 
 
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def test_parameter_counts_with_and_without_auxiliary_heads():
-    with torch.device("meta"):
-        model = cnnlab.create_model("googlenet")
-        plain = cnnlab.create_model("googlenet", aux_logits=False)
+    model, plain = meta_model("googlenet"), meta_model("googlenet", aux_logits=False)
     assert n_params(model) == 13_004_888
     assert n_params(plain) == 6_624_904  # torchvision's published count for the ImageNet weights
     assert plain.aux1 is None and plain.aux2 is None
 
 
 def test_inception_output_widths_of_table_1():
-    with torch.device("meta"):
-        model = cnnlab.create_model("googlenet")
+    model = meta_model("googlenet")
     widths = {name: sum(b[-1].conv.out_channels if isinstance(b, torch.nn.Sequential) else b.conv.out_channels
                         for b in (m.branch1, m.branch2, m.branch3, m.branch4))
               for name, m in model.named_children() if isinstance(m, Inception)}
@@ -59,15 +50,7 @@ def test_reset_classifier_also_resets_auxiliary_heads():
 
 
 def test_transform_input_matches_torchvision():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tv = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True,
-                                          init_weights=True).eval()
-    ours = cnnlab.create_model("googlenet", transform_input=True).eval()
-    ours.load_state_dict(tv.state_dict())
-    x = torch.randn(1, 3, 112, 112)
-    with torch.inference_mode():
-        torch.testing.assert_close(ours(x), tv(x), rtol=1e-5, atol=1e-5)
+    assert_transform_input_matches_torchvision("googlenet", 112)
 
 
 @pytest.mark.parametrize("size, final", [(224, 7), (32, 8)])

@@ -1,11 +1,9 @@
 """Inception-v3 (Szegedy et al. 2016): Table 1 grids, auxiliary head (§4), torchvision twin."""
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
+from helpers import assert_transform_input_matches_torchvision, meta_model, n_params
 
 import cnnlab
 from cnnlab.errors import ConfigError
@@ -13,14 +11,8 @@ from cnnlab.models import AuxOutputs
 from cnnlab.models.inception import InceptionAux
 
 
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def test_parameter_count_with_and_without_auxiliary_head():
-    with torch.device("meta"):
-        model = cnnlab.create_model("inception_v3")
-        plain = cnnlab.create_model("inception_v3", aux_logits=False)
+    model, plain = meta_model("inception_v3"), meta_model("inception_v3", aux_logits=False)
     assert n_params(model) == 27_161_264
     assert n_params(model) - n_params(plain) == n_params(model.AuxLogits) == 3_326_696
     assert model.pretrained_cfg["default_size"] == 299
@@ -59,15 +51,7 @@ def test_aux_head_pools_5x5_stride_3_on_the_17x17_grid():
 
 
 def test_transform_input_matches_torchvision():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tv = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=True,
-                                             init_weights=True).eval()
-    ours = cnnlab.create_model("inception_v3", transform_input=True).eval()
-    ours.load_state_dict(tv.state_dict())
-    x = torch.randn(1, 3, 75, 75)  # torchvision's minimum size keeps this cheap
-    with torch.inference_mode():
-        torch.testing.assert_close(ours(x), tv(x), rtol=1e-5, atol=1e-5)
+    assert_transform_input_matches_torchvision("inception_v3", 75)  # torchvision's minimum size keeps this cheap
 
 
 def test_small_variant_has_a_stride_1_stem_and_the_same_keys():

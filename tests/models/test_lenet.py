@@ -4,13 +4,10 @@ import math
 
 import pytest
 import torch
+from helpers import n_params
 
 import cnnlab
 from cnnlab.models.lenet import C3_TABLE, PartialConv2d, ScaledTanh, Subsampling
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_lenet5_has_the_papers_60850_parameters():

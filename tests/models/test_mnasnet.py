@@ -3,34 +3,10 @@
 import pytest
 import torch
 import torchvision
-from torch import nn
+from helpers import count_mult_adds, meta_model
 
 import cnnlab
 from cnnlab.models.mnasnet import MBConv, _get_depths
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kwargs)
-
-
-def count_mult_adds(model: nn.Module, size: int = 224) -> int:
-    total = 0
-
-    def conv(m, _, out):
-        nonlocal total
-        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-
-    def linear(m, _, out):
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    model.eval()(torch.empty(1, 3, size, size, device="meta"))
-    for h in hooks:
-        h.remove()
-    return total
 
 
 @pytest.mark.parametrize("name, alpha, depths", [

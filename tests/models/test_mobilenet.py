@@ -2,39 +2,10 @@
 
 import pytest
 import torch
+from helpers import count_mult_adds, meta_model, n_params
 from torch import nn
 
-import cnnlab
 from cnnlab.models.mobilenet import DepthwiseSeparableConv, InvertedResidual
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kwargs)
-
-
-def count_mult_adds(model: nn.Module, size: int) -> int:
-    """Multiply-adds of the conv and linear layers for one size x size image (meta tensors, no compute)."""
-    total = 0
-
-    def conv(m, _, out):
-        nonlocal total
-        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-
-    def linear(m, _, out):
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    model.eval()(torch.empty(1, 3, size, size, device="meta"))
-    for h in hooks:
-        h.remove()
-    return total
 
 
 @pytest.mark.parametrize("alpha, exact, paper_params, paper_macs", [

@@ -1,12 +1,9 @@
 """Network in Network (Lin et al. 2014): mlpconv layers and global average pooling, no FC layer."""
 
 import torch
+from helpers import n_params
 
 import cnnlab
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_imagenet_model_parameter_count_of_caffe_model_zoo():

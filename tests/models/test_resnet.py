@@ -2,14 +2,11 @@
 
 import pytest
 import torch
+from helpers import n_params
 from torch import nn
 
 from cnnlab.models import create_model
 from cnnlab.models.resnet import BasicBlock, Bottleneck, resnet18
-
-
-def n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 def stage_shapes(model: nn.Module, size: int) -> list[tuple[int, ...]]:

@@ -2,15 +2,11 @@
 
 import pytest
 import torch
+from helpers import n_params
 from torch import nn
 
 from cnnlab.models import create_model
 from cnnlab.models.resnet_cifar import CifarBasicBlock, ShortcutA, WideBasicBlock
-
-
-def n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
 
 # (name, n, exact count at 10 classes with option-A shortcuts, paper Table 6 figure in millions, digits)
 TABLE6 = [

@@ -2,16 +2,13 @@
 
 import pytest
 import torch
+from helpers import n_params
 from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models import create_model
 from cnnlab.models.resnet import Bottleneck
 from cnnlab.models.senet import SqueezeExcitation, add_se
-
-
-def n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 def se_params(channels_per_block: list[int], r: int = 16) -> int:

@@ -2,40 +2,10 @@
 
 import pytest
 import torch
+from helpers import count_mult_adds, meta_model, n_params
 from torch import nn
 
-import cnnlab
 from cnnlab.models.shufflenet import ShuffleUnit
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def meta_model(name: str, **kwargs) -> nn.Module:
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kwargs)
-
-
-def count_mult_adds(model: nn.Module, size: int = 224) -> int:
-    """Multiply-adds of the conv and linear layers for one image (the papers' "FLOPs"); meta tensors."""
-    total = 0
-
-    def conv(m, _, out):
-        nonlocal total
-        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-
-    def linear(m, _, out):
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    hooks = [m.register_forward_hook(conv if isinstance(m, nn.Conv2d) else linear)
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    model.eval()(torch.empty(1, 3, size, size, device="meta"))
-    for h in hooks:
-        h.remove()
-    return total
-
 
 V1_TABLE = {  # g: (Table 1 stage widths, Table 2 MFLOPs of ShuffleNet 1x)
     1: ((144, 288, 576), 143e6), 2: ((200, 400, 800), 140e6), 3: ((240, 480, 960), 137e6),

@@ -1,13 +1,10 @@
 """SqueezeNet (Iandola et al. 2016, Table 1) and the v1.1 variant."""
 
 import torch
+from helpers import n_params
 
 import cnnlab
 from cnnlab.models.squeezenet import Fire
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_table_1_parameter_counts_before_pruning():

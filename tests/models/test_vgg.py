@@ -2,17 +2,9 @@
 
 import pytest
 import torch
+from helpers import meta_model, n_params
 
 import cnnlab
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def meta_model(name, **kw):
-    with torch.device("meta"):
-        return cnnlab.create_model(name, **kw)
 
 
 @pytest.mark.parametrize("name, weight_layers", [("vgg11", 11), ("vgg13", 13), ("vgg16", 16), ("vgg19", 19)])

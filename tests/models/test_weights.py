@@ -7,8 +7,8 @@ from safetensors.torch import save_file
 
 import cnnlab
 from cnnlab.errors import WeightsError
-from cnnlab.models.weights import adapt_input_conv, read_state_dict, resolve_weights
 from cnnlab.models import get_model_info
+from cnnlab.models.weights import adapt_input_conv, read_state_dict, resolve_weights
 
 
 @pytest.fixture(scope="module")

@@ -64,3 +64,42 @@ class ClassifierMixin:
         parent = self.get_submodule(parent_name) if parent_name else self  # type: ignore[attr-defined]
         setattr(parent, attr, new)
         self.num_classes = num_classes
+
+
+class PooledMLPMixin(ClassifierMixin):
+    """``features`` -> ``avgpool`` -> flatten -> ``classifier`` (an ``nn.Sequential`` MLP), as
+    torchvision's AlexNet and VGG; the pre-logits are the output of every classifier layer but the last."""
+
+    classifier_name = "classifier.6"
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # type: ignore[attr-defined]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # type: ignore[attr-defined]
+        x = self.classifier[:-1](x)  # type: ignore[attr-defined]
+        return x if pre_logits else self.classifier[-1](x)  # type: ignore[attr-defined]
+
+
+class AuxClassifierMixin(ClassifierMixin):
+    """Mixin for nets with auxiliary classifiers (GoogLeNet, Inception-v3).
+
+    Subclasses implement ``_features(x) -> (features, aux_logits)``, computing the auxiliary logits
+    in training mode only, and ``forward_head``. ``forward`` returns :class:`AuxOutputs` in training
+    mode (with ``aux_logits``), else the plain logits.
+    """
+
+    aux_logits: bool
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._features(x)[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
+        x, aux = self._features(x)
+        logits = self.forward_head(x)
+        if self.training and self.aux_logits and aux:  # type: ignore[attr-defined]
+            return AuxOutputs(logits, tuple(aux))
+        return logits

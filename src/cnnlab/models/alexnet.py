@@ -17,10 +17,9 @@ adaptive 6x6 average pooling before the classifier makes the head independent of
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from cnnlab.models._base import ClassifierMixin
+from cnnlab.models._base import PooledMLPMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
 
 __all__ = ["AlexNet", "alexnet", "alexnet_original"]
@@ -28,10 +27,8 @@ __all__ = ["AlexNet", "alexnet", "alexnet_original"]
 _PAPER = "Krizhevsky et al., ImageNet Classification with Deep Convolutional Neural Networks, NeurIPS 2012"
 
 
-class AlexNet(ClassifierMixin, nn.Module):
+class AlexNet(PooledMLPMixin, nn.Module):
     """``features`` (convolutions) -> 6x6 adaptive average pool -> ``classifier`` (fc6, fc7, fc8)."""
-
-    classifier_name = "classifier.6"
 
     def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
@@ -47,14 +44,6 @@ class AlexNet(ClassifierMixin, nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:-1](x)
-        return x if pre_logits else self.classifier[-1](x)
 
 
 def _stem(in_chans: int, out: int, small: bool, kernel_size: int, stride: int, padding: int) -> nn.Conv2d:

@@ -35,7 +35,13 @@ from torchvision.ops import StochasticDepth
 
 from cnnlab.models._base import ClassifierMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
-from cnnlab.models.layers import Conv2dNormActivation, Conv2dSame, SqueezeExcitation, make_divisible
+from cnnlab.models.layers import (
+    Conv2dNormActivation,
+    Conv2dSame,
+    SqueezeExcitation,
+    init_weights_,
+    make_divisible,
+)
 
 __all__ = ["EfficientNet", "MBConv", "StageConfig", "B0_STAGES", "EFFICIENTNET_VARIANTS", "LITE_VARIANTS"]
 
@@ -124,6 +130,12 @@ class MBConv(nn.Module):
         return out
 
 
+def _linear_uniform_(m: nn.Linear) -> None:
+    """torchvision's EfficientNet classifier init: U(-1/sqrt(out_features), 1/sqrt(out_features))."""
+    init_range = 1.0 / math.sqrt(m.out_features)
+    nn.init.uniform_(m.weight, -init_range, init_range)
+
+
 class EfficientNet(ClassifierMixin, nn.Module):
     """Stem, MBConv stages (``stages`` already width/depth-scaled), 1x1 head, pool, dropout, linear."""
 
@@ -157,18 +169,7 @@ class EfficientNet(ClassifierMixin, nn.Module):
         self.num_classes = num_classes
         self.num_features = head_channels
 
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                init_range = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -init_range, init_range)
-                nn.init.zeros_(m.bias)
+        init_weights_(self, linear_init=_linear_uniform_)  # torchvision's initialisation
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -20,24 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models._base import AuxOutputs, ClassifierMixin
+from cnnlab.models._base import AuxClassifierMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models.layers import BasicConv2d, imagenet_to_inception_input, init_trunc_normal_
 
 __all__ = ["BasicConv2d", "GoogLeNet", "Inception", "InceptionAux", "googlenet"]
 
 _PAPER = "Szegedy et al., Going Deeper with Convolutions, CVPR 2015"
-
-
-class BasicConv2d(nn.Module):
-    """conv (no bias) -> BN (eps 1e-3) -> ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, **kwargs) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 class Inception(nn.Module):
@@ -74,7 +63,7 @@ class InceptionAux(nn.Module):
         return self.fc2(x)
 
 
-class GoogLeNet(ClassifierMixin, nn.Module):
+class GoogLeNet(AuxClassifierMixin, nn.Module):
     """Table 1: stem, inception 3a-3b, 4a-4e, 5a-5b, global average pool, dropout 0.4 (0.2 here as in
     torchvision), linear classifier."""
 
@@ -116,27 +105,13 @@ class GoogLeNet(ClassifierMixin, nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
 
-        for m in self.modules():  # torchvision's initialisation (init_weights=True)
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-
-    def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ImageNet-normalised input to the (x - 0.5) / 0.5 scaling of Google's original weights."""
-        if not self.transform_input:
-            return x
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        scale = x.new_tensor([s / 0.5 for s in std]).view(1, 3, 1, 1)
-        shift = x.new_tensor([(m - 0.5) / 0.5 for m in mean]).view(1, 3, 1, 1)
-        return x * scale + shift
+        init_trunc_normal_(self, std=0.01)  # torchvision's initialisation (init_weights=True)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Features plus the auxiliary logits (computed in training mode only)."""
         use_aux = self.training and self.aux1 is not None and self.aux2 is not None
         aux: list[torch.Tensor] = []
-        x = self._transform_input(x)
+        x = imagenet_to_inception_input(x) if self.transform_input else x
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
@@ -149,19 +124,9 @@ class GoogLeNet(ClassifierMixin, nn.Module):
         x = self.maxpool4(self.inception4e(x))
         return self.inception5b(self.inception5a(x)), aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features(x)[0]
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(torch.flatten(self.avgpool(x), 1))
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
-        x, aux = self._features(x)
-        logits = self.forward_head(x)
-        if self.training and self.aux_logits and aux:
-            return AuxOutputs(logits, tuple(aux))
-        return logits
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc``; the auxiliary heads get matching fresh ``fc2`` (dropped for 0 classes)."""

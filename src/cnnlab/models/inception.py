@@ -24,25 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._base import AuxOutputs, ClassifierMixin
+from cnnlab.models._base import AuxClassifierMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models.layers import BasicConv2d, imagenet_to_inception_input, init_trunc_normal_
 
 __all__ = ["Inception3", "InceptionA", "InceptionAux", "InceptionB", "InceptionC", "InceptionD", "InceptionE",
            "inception_v3"]
 
 _PAPER = "Szegedy et al., Rethinking the Inception Architecture for Computer Vision, CVPR 2016"
-
-
-class BasicConv2d(nn.Module):
-    """conv (no bias) -> BN (eps 1e-3) -> ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, **kwargs) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
 class InceptionA(nn.Module):
@@ -170,7 +159,7 @@ class InceptionAux(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
 
 
-class Inception3(ClassifierMixin, nn.Module):
+class Inception3(AuxClassifierMixin, nn.Module):
     """Table 1 (torchvision names): stem, Mixed_5b-5d, 6a, 6b-6e (+AuxLogits), 7a, 7b-7c, pool, fc."""
 
     classifier_name = "fc"
@@ -203,29 +192,11 @@ class Inception3(ClassifierMixin, nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(2048, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """torchvision's: truncated normal std 0.1 (0.001 for the auxiliary fc), BN weight 1, bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                std = 0.001 if self.AuxLogits is not None and m is self.AuxLogits.fc else 0.1
-                nn.init.trunc_normal_(m.weight, mean=0.0, std=std, a=-2, b=2)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-
-    def _transform_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ImageNet-normalised input to the (x - 0.5) / 0.5 scaling of Google's original weights."""
-        if not self.transform_input:
-            return x
-        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-        scale = x.new_tensor([s / 0.5 for s in std]).view(1, 3, 1, 1)
-        shift = x.new_tensor([(m - 0.5) / 0.5 for m in mean]).view(1, 3, 1, 1)
-        return x * scale + shift
+        # torchvision's initialisation: truncated normal std 0.1 (0.001 for the auxiliary fc), BN 1 / 0.
+        init_trunc_normal_(self, std=0.1, stds={self.AuxLogits.fc: 0.001} if self.AuxLogits is not None else None)
 
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = self._transform_input(x)
+        x = imagenet_to_inception_input(x) if self.transform_input else x
         x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
         x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
         x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
@@ -235,19 +206,9 @@ class Inception3(ClassifierMixin, nn.Module):
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
         return x, aux
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._features(x)[0]
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.dropout(self.avgpool(x)), 1)
         return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxOutputs:
-        x, aux = self._features(x)
-        logits = self.forward_head(x)
-        if self.training and self.aux_logits and aux:
-            return AuxOutputs(logits, tuple(aux))
-        return logits
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc``; the auxiliary head gets a matching fresh ``fc`` (dropped for 0 classes)."""

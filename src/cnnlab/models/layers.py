@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -10,10 +11,14 @@ from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation, SqueezeExcitation
 
 __all__ = [
+    "BasicConv2d",
     "Conv2dNormActivation",
     "SqueezeExcitation",
     "Conv2dSame",
     "channel_shuffle",
+    "imagenet_to_inception_input",
+    "init_trunc_normal_",
+    "init_weights_",
     "make_divisible",
 ]
 
@@ -55,3 +60,64 @@ class Conv2dSame(nn.Conv2d):
         if any(pads):
             x = F.pad(x, pads)
         return super().forward(x)
+
+
+class BasicConv2d(nn.Module):
+    """conv (no bias) -> BN (eps 1e-3) -> ReLU: torchvision's GoogLeNet / Inception-v3 unit (keys ``conv``, ``bn``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, **kwargs) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+def _linear_normal_(m: nn.Linear) -> None:
+    nn.init.normal_(m.weight, 0, 0.01)
+
+
+def init_weights_(module: nn.Module, linear_init: Callable[[nn.Linear], None] = _linear_normal_) -> None:
+    """torchvision's initialisation of MobileNet, EfficientNet, MnasNet and VGG, in place.
+
+    Every ``nn.Conv2d``: He normal, fan-out, ReLU gain; bias (if any) zero. Every ``nn.BatchNorm2d``:
+    weight 1, bias 0. Every ``nn.Linear``: weight by ``linear_init`` (default N(0, 0.01)), bias 0.
+    Modules are visited in ``module.modules()`` order, so the random draws match torchvision's.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            linear_init(m)
+            nn.init.zeros_(m.bias)
+
+
+def init_trunc_normal_(module: nn.Module, std: float, stds: dict[nn.Module, float] | None = None) -> None:
+    """torchvision's GoogLeNet / Inception-v3 initialisation, in place.
+
+    Every ``nn.Conv2d`` and ``nn.Linear`` weight: normal truncated to [-2, 2], std ``std`` (or ``stds[m]``
+    for the modules listed there); every ``nn.BatchNorm2d``: weight 1, bias 0. Other parameters (the
+    Linear biases) keep PyTorch's defaults, as in torchvision.
+    """
+    stds = stds or {}
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            nn.init.trunc_normal_(m.weight, mean=0.0, std=stds.get(m, std), a=-2, b=2)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+
+
+def imagenet_to_inception_input(x: torch.Tensor) -> torch.Tensor:
+    """Map ImageNet-normalised input to the (x - 0.5) / 0.5 scaling of Google's original weights
+    (torchvision's ``transform_input`` of GoogLeNet and Inception-v3)."""
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    scale = x.new_tensor([s / 0.5 for s in std]).view(1, 3, 1, 1)
+    shift = x.new_tensor([(m - 0.5) / 0.5 for m in mean]).view(1, 3, 1, 1)
+    return x * scale + shift

@@ -19,6 +19,7 @@ from torch import nn
 
 from cnnlab.models._base import ClassifierMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
+from cnnlab.models.layers import init_weights_
 
 __all__ = ["MNASNet", "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"]
 
@@ -74,6 +75,11 @@ def _get_depths(alpha: float) -> list[int]:
 _STACKS = [(3, 2, 3, 3), (5, 2, 3, 3), (5, 2, 6, 3), (3, 1, 6, 2), (5, 2, 6, 4), (3, 1, 6, 1)]
 
 
+def _linear_kaiming_uniform_(m: nn.Linear) -> None:
+    """torchvision's MnasNet classifier init: He uniform, fan-out, sigmoid gain."""
+    nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")
+
+
 class MNASNet(ClassifierMixin, nn.Module):
     """MnasNet-B1 with depth multiplier α; ``layers`` and ``classifier`` keep torchvision's indices."""
 
@@ -114,17 +120,7 @@ class MNASNet(ClassifierMixin, nn.Module):
         self.num_classes = num_classes
         self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(1280, num_classes))
 
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_uniform_(m.weight, mode="fan_out", nonlinearity="sigmoid")
-                nn.init.zeros_(m.bias)
+        init_weights_(self, linear_init=_linear_kaiming_uniform_)  # torchvision's initialisation
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

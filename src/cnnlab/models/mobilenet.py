@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnlab.models._base import ClassifierMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
-from cnnlab.models.layers import Conv2dNormActivation, make_divisible
+from cnnlab.models.layers import Conv2dNormActivation, init_weights_, make_divisible
 
 __all__ = ["MobileNetV1", "MobileNetV2", "mobilenet_v1", "mobilenet_v2"]
 
@@ -69,15 +69,7 @@ class MobileNetV1(ClassifierMixin, nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
 
-        for m in self.modules():  # torchvision's MobileNet initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights_(self)  # torchvision's MobileNet initialisation
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -143,17 +135,7 @@ class MobileNetV2(ClassifierMixin, nn.Module):
         self.num_classes = num_classes
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last_channels, num_classes))
 
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights_(self)  # torchvision's initialisation
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -13,11 +13,11 @@ weiaicunzai/pytorch-cifar100's VGG.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from cnnlab.models._base import ClassifierMixin
+from cnnlab.models._base import PooledMLPMixin
 from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models.layers import init_weights_
 
 __all__ = ["VGG", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
@@ -52,10 +52,8 @@ def make_layers(cfg: list[int | str], in_chans: int = 3, batch_norm: bool = Fals
     return nn.Sequential(*layers)
 
 
-class VGG(ClassifierMixin, nn.Module):
+class VGG(PooledMLPMixin, nn.Module):
     """``features`` -> adaptive average pool (7x7; 1x1 for small inputs) -> fc6, fc7, fc8 (§2.1)."""
-
-    classifier_name = "classifier.6"
 
     def __init__(self, features: nn.Sequential, num_classes: int = 1000, small: bool = False,
                  dropout: float = 0.5) -> None:
@@ -73,25 +71,7 @@ class VGG(ClassifierMixin, nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.constant_(m.bias, 0)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:-1](x)
-        return x if pre_logits else self.classifier[-1](x)
+        init_weights_(self)  # torchvision's initialisation
 
 
 def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, img_size: int, **kwargs) -> VGG:
