@@ -1,22 +1,23 @@
 """The model zoo: one module per family; importing this package registers every variant."""
 
-from cnnlab.models import (
-    lenet,
+from cnnlab.models import (  # noqa: F401 - importing a family module registers its models
     alexnet,
-    vgg,
-    nin,
+    densenet,
+    dpn,
+    efficientnet,
+    fastnet,
     googlenet,
     inception,
+    lenet,
+    mnasnet,
+    mobilenet,
+    nin,
     resnet,
     resnet_cifar,
     senet,
-    dpn,
-    densenet,
-    mobilenet,
     shufflenet,
-    mnasnet,
     squeezenet,
-    efficientnet,
+    vgg,
 )
 from cnnlab.models._base import AuxOutputs, ClassifierMixin
 from cnnlab.models._registry import (

@@ -22,6 +22,16 @@ RECIPES: dict[str, dict] = {
     "resnet20-fashion": dict(model="resnet20", data="fashion-mnist", epochs=15, batch_size=128, optimizer="sgd",
                              lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, no_decay_norm_bias=True,
                              schedule="onecycle", label_smoothing=0.1, augment="crop:2,flip", tta="flip"),
+    # The headline recipe (issue 5, section 3): >= 93 % Fashion-MNIST test top-1 in <= 180 s on a 2-core
+    # CPU. FastNet (cnnlab.models.fastnet: conv-pool stem + two conv-pool-BN blocks, 11.6 M MACs,
+    # 279 k params) with the fast-CIFAR tricks (Page 2018; Jordan's airbench 2024): one-cycle Nesterov
+    # SGD, label smoothing, batched 2-px crop + flip, flip TTA; bf16 autocast + channels_last, 2 threads.
+    # Fixed schedule, no validation split, test evaluated per epoch only as logging. Measured here:
+    # 93.41 % (seed 0) / 93.47 % (seed 1) in 118-155 s wall (load average 1.6-2.9 incl. the run).
+    "fashion-fast": dict(model="fastnet", data="fashion-mnist", epochs=12, batch_size=256, optimizer="sgd",
+                         lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_norm_bias=True,
+                         schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1, augment="crop:2,flip",
+                         tta="flip", amp="bf16", channels_last=True, threads=2, out_dir="runs/fashion-fast"),
     # The lectures' seed recipe: SGD lr 0.001, momentum 0.9, StepLR(7, 0.1), 25 epochs.
     "seed-sgd-steplr": dict(model="lenet5", data="fashion-mnist", epochs=25, batch_size=4, optimizer="sgd",
                             lr=0.001, momentum=0.9, schedule="step", step_size=7, gamma=0.1),

@@ -1,0 +1,90 @@
+"""FastNet (cnnlab's fast 28x28 design): layer parameter counts, stage shapes, multiply-adds."""
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.models.fastnet import FastNet, PoolBlock
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def conv_bn(cin: int, cout: int) -> int:
+    """3x3 conv without bias + BN (weight, bias)."""
+    return 9 * cin * cout + 2 * cout
+
+
+@pytest.mark.parametrize("name, widths", [("fastnet", (32, 64, 128)), ("fastnet_s", (24, 48, 96))])
+def test_layer_parameter_counts(name, widths):
+    model = cnnlab.create_model(name, num_classes=10, in_chans=1, img_size=28)
+    w0, w1, w2 = widths
+    assert n_params(model.stem) == conv_bn(1, w0)
+    assert n_params(model.blocks[0]) == conv_bn(w0, w1) + conv_bn(w1, w1)
+    assert n_params(model.blocks[1]) == conv_bn(w1, w2) + conv_bn(w2, w2)
+    assert n_params(model.fc) == w2 * 10 + 10
+    assert n_params(model) == conv_bn(1, w0) + conv_bn(w0, w1) + conv_bn(w1, w1) + conv_bn(w1, w2) \
+        + conv_bn(w2, w2) + w2 * 10 + 10
+
+
+def test_fashion_fast_model_sizes():
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=28)
+    assert n_params(model) == 278_890
+    assert model.num_features == 128
+
+
+def test_stage_shapes_at_28x28():
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=28).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.inference_mode():
+        s = model.stem(x)
+        b1 = model.blocks[0](s)
+        b2 = model.blocks[1](b1)
+        assert s.shape == (2, 32, 14, 14)  # conv + 2x2 pool
+        assert b1.shape == (2, 64, 7, 7)
+        assert b2.shape == (2, 128, 4, 4)  # ceil_mode: 7 -> 4
+        assert torch.equal(model.forward_features(x), b2)
+        assert model.forward_head(b2, pre_logits=True).shape == (2, 128)
+        assert model(x).shape == (2, 10)
+
+
+def test_multiply_adds_at_28x28():
+    """11.6 M MACs for fastnet at 1x28x28 (the cost figure quoted in the module docstring)."""
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=28).eval()
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, torch.nn.Conv2d):
+            total += out[0].numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+        elif isinstance(mod, torch.nn.Linear):
+            total += mod.in_features * mod.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.inference_mode():
+        model(torch.zeros(1, 1, 28, 28))
+    for h in handles:
+        h.remove()
+    assert total == 11_618_048
+
+
+def test_pool_block_pools_after_the_first_conv():
+    block = PoolBlock(8, 16)
+    out = block(torch.randn(2, 8, 14, 14))
+    assert out.shape == (2, 16, 7, 7)
+    assert (out >= 0).all()  # ends with ReLU
+
+
+def test_logit_scale_multiplies_the_classifier_output():
+    model = FastNet((8, 16, 32), num_classes=5, in_chans=1, logit_scale=0.5).eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.inference_mode():
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(model(x), 0.5 * model.fc(feats))
+
+
+def test_any_input_size_works():
+    assert cnnlab.models.get_model_info("fastnet").min_size == 1
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=5)
+    assert model(torch.randn(2, 1, 5, 5)).shape == (2, 10)
