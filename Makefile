@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
+SHELL := /bin/bash
+# pip on this kind of machine warns once per package about an unused local index; keep real errors.
+PIP_QUIET_FILTER := grep -v "is ignored: it is neither a file nor a directory" || true
 
 .PHONY: demo test bench lint data venv clean
 
@@ -12,7 +15,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	set -o pipefail; $(PY) -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | { $(PIP_QUIET_FILTER); }
 	@touch $(STAMP)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist package (real idx files, installed offline).
