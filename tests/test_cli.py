@@ -31,3 +31,12 @@ def test_unknown_model_is_one_line_with_suggestion():
 def test_argparse_errors_exit_2(argv):
     proc = run_cli(*argv)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("pattern, match", [("resnt50", "did you mean resnet50"), ("zz*", "no model matches 'zz\\*'")])
+def test_models_pattern_matching_nothing_is_an_error(pattern, match):
+    from cnnlab.errors import UnknownModelError
+    from cnnlab.zoo import zoo_rows
+
+    with pytest.raises(UnknownModelError, match=match):
+        zoo_rows(pattern, macs=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cnnlab.errors import UnknownModelError
 from cnnlab.models import create_model, get_model_info, list_models
 
 
@@ -32,8 +33,13 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
             from cnnlab.analysis import count_macs
         except ImportError:  # inspection engine not installed in this build
             count_macs = None
+    names = list_models(pattern)
+    if pattern and not names:
+        if not any(c in pattern for c in "*?["):
+            get_model_info(pattern)  # raises UnknownModelError naming the closest matches
+        raise UnknownModelError(f"no model matches {pattern!r} (`cnnlab models` lists all)")
     rows = []
-    for name in list_models(pattern):
+    for name in names:
         info = get_model_info(name)
         with torch.device("meta"):
             model = create_model(name)

@@ -97,3 +97,18 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"x": Evil()}, path)
     with pytest.raises(WeightsError):
         read_state_dict(path)
+
+
+def test_weights_argument_errors_say_what_is_accepted(tmp_path):
+    with pytest.raises(WeightsError, match="is a directory; pass a .safetensors or .pth/.pt file"):
+        cnnlab.create_model("resnet18", weights=str(tmp_path))
+    with pytest.raises(WeightsError, match='accepted: "imagenet" or a path'):
+        cnnlab.create_model("resnet18", weights="imagenet2")
+
+
+def test_imagenet_lookup_lists_each_missing_file_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsError, match="looked in") as e:
+        cnnlab.create_model("resnet18", weights="imagenet")
+    looked = str(e.value).split("looked in: ", 1)[1].split("; ")
+    assert looked and len(looked) == len(set(looked)), looked

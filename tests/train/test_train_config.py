@@ -89,3 +89,37 @@ def test_every_recipe_builds_and_trains_a_step(name, synth, tmp_path):
 def test_unknown_recipe():
     with pytest.raises(ConfigError, match="did you mean lenet5-fashion"):
         get_recipe("lenet5-fashon")
+
+
+@pytest.mark.parametrize("yaml_text,message", [
+    ("model: 5\n", "model must be a string, got 5"),
+    ("data: [1]\n", "data must be a string"),
+    ("out_dir: 3\n", "out_dir must be a path"),
+    ("betas: abc\n", "betas must be a list of numbers"),
+    ("milestones: [a, 2]\n", "milestones must be a list of integers"),
+    ("milestones: [1.5]\n", "milestones must be a list of integers"),
+])
+def test_yaml_values_of_the_wrong_type_are_config_errors(tmp_path, yaml_text, message):
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+def test_to_yaml_is_atomic_and_accepts_path_dirs(tmp_path, monkeypatch):
+    cfg = TrainConfig(data_dir=tmp_path, out_dir=tmp_path / "run")
+    assert cfg.data_dir == str(tmp_path) and cfg.out_dir == str(tmp_path / "run")
+    target = tmp_path / "c.yaml"
+    target.write_text("old\n")
+    import yaml
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.fsync", boom)  # the write fails half-way
+    with pytest.raises(OSError, match="disk full"):
+        cfg.to_yaml(target)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no temp file left behind
+    monkeypatch.undo()
+    cfg.to_yaml(target)
+    assert yaml.safe_load(target.read_text())["out_dir"] == str(tmp_path / "run")

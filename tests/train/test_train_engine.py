@@ -275,3 +275,32 @@ def test_bad_settings_are_config_errors(job, synth, tmp_path):
         fit(cfg(tmp_path, model="lenet5", batch_norm=False), train_data=synth[0])
     with pytest.raises(ConfigError, match="fp16 needs a CUDA"):
         fit(cfg(tmp_path, amp="fp16", device="cpu"), model=job.tiny_net(), train_data=synth[0])
+
+
+def test_run_dir_that_cannot_be_created_is_a_config_error(job, synth, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create the run directory"):
+        fit(cfg(tmp_path, epochs=1, out_dir=str(tmp_path / "afile" / "run")), model=job.tiny_net(),
+            train_data=synth[0])
+
+
+def test_result_plots_and_csv_are_written_atomically(job, synth, tmp_path, monkeypatch):
+    import os
+
+    from cnnlab.train import checkpoint, engine
+
+    written = []
+    real = checkpoint.atomic_write
+
+    def spy(path, data):
+        written.append(os.path.basename(path))
+        real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", spy)
+    monkeypatch.setattr(engine, "atomic_write", spy)
+    fit(cfg(tmp_path, epochs=1, plots=True), model=job.tiny_net(), train_data=synth[0], test_data=synth[1])
+    for name in ("config.yaml", "metrics.csv", "result.json", "curves.png", "confusion_matrix.png"):
+        assert name in written, (name, written)
+    run = tmp_path / "run"
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]

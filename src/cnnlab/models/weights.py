@@ -50,8 +50,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ``module.`` prefix.
     """
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights {path} is a directory; pass a .safetensors or .pth/.pt file")
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsError(f"weights file not found: {path} (accepted: \"imagenet\" or a path to a "
+                           ".safetensors or .pth/.pt file)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -140,7 +143,8 @@ def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> ResolvedWeig
                 sd = read_state_dict(path)
                 return ResolvedWeights(sd, str(path), _head_classes(info, sd),
                                        dict(src.model_kwargs), _meta(info, src))
-            looked.append(str(path))
+            if str(path) not in looked:  # torchvision lists one file under several weight names
+                looked.append(str(path))
     if not sources:
         raise WeightsError(f"no ImageNet weights are known for {info.name}; pass a file path instead")
     raise WeightsError(f"no ImageNet weights for {info.name} found; looked in: {'; '.join(looked)}")

@@ -121,8 +121,17 @@ class TrainConfig:
                 what = "an integer" if integer else "a number"
                 raise ConfigError(f"{name} must be {what} >= {minimum}, got {value!r}")
 
-        self.betas = [float(b) for b in _as_list(self.betas, "betas")]
-        self.milestones = [int(m) for m in _as_list(self.milestones, "milestones")]
+        for name in ("model", "data", "augment"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("data_dir", "out_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str | Path):
+                raise ConfigError(f"{name} must be a path (string), got {value!r}")
+            if isinstance(value, Path):
+                setattr(self, name, str(value))
+        self.betas = _numbers(self.betas, "betas", float)
+        self.milestones = _numbers(self.milestones, "milestones", int)
         if self.tta == "crop,flip":
             self.tta = "flip,crop"
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
@@ -197,7 +206,9 @@ class TrainConfig:
     def to_yaml(self, path: str | Path) -> None:
         import yaml
 
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from cnnlab.train.checkpoint import atomic_write
+
+        atomic_write(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict(changes, self)
@@ -214,6 +225,20 @@ def _as_list(value: Any, name: str) -> list:
     if not isinstance(value, list):
         raise ConfigError(f"{name} must be a list, got {value!r}")
     return value
+
+
+def _numbers(value: Any, name: str, kind: type) -> list:
+    out = []
+    for v in _as_list(value, name):
+        try:
+            if isinstance(v, bool) or (kind is int and isinstance(v, float) and not v.is_integer()):
+                raise ValueError
+            out.append(kind(v))
+        except (TypeError, ValueError):
+            what = "integers" if kind is int else "numbers"
+            raise ConfigError(f"{name} must be a list of {what}, e.g. {'30,60' if kind is int else '0.9,0.999'}; "
+                              f"got {value!r}") from None
+    return out
 
 
 def cli_overrides(args: Any) -> dict[str, Any]:

@@ -41,7 +41,14 @@ from torch import nn
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.models._base import AuxOutputs
 from cnnlab.train import distributed as D
-from cnnlab.train.checkpoint import get_rng_state, load_checkpoint, load_state, save_checkpoint, set_rng_state
+from cnnlab.train.checkpoint import (
+    atomic_write,
+    get_rng_state,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.metrics import evaluate, logits_of
 from cnnlab.train.optim import build_optimizer, build_param_groups, build_scheduler, l1_penalty
@@ -378,7 +385,11 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
 
     # ---- run directory, logging, wrappers
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror or e}); "
+                              "out_dir must be a writable folder path") from None
         cfg.to_yaml(run_dir / "config.yaml")
     logger = RunLogger(run_dir, info.is_main, cfg.tensorboard, purge_step=state.global_step if ckpt else None)
     progress = Progress(cfg.progress, cfg.epochs, enabled=info.is_main)
@@ -538,7 +549,7 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
         summary = {**result.summary(), "final_weights": "best" if restored else "last",
                    "checkpoint_step": {"epoch": state.epoch, "micro_step": state.micro_step,
                                        "global_step": state.global_step}}
-        (run_dir / "result.json").write_text(json.dumps(summary, indent=1))
+        atomic_write(run_dir / "result.json", json.dumps(summary, indent=1).encode())
         if cfg.plots and state.history:
             plot_curves(run_dir / "curves.png", state.history)
             if final.get("confusion"):

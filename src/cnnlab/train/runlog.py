@@ -50,13 +50,27 @@ class RunLogger:
 
 
 def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
-    tmp.replace(path)
+    import io
+
+    from cnnlab.train.checkpoint import atomic_write
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
+    atomic_write(Path(path), buf.getvalue().encode())
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """PNG written atomically (temp file + rename), so a crash never leaves a half-written plot."""
+    import io
+
+    from cnnlab.train.checkpoint import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    atomic_write(Path(path), buf.getvalue())
 
 
 def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
@@ -84,7 +98,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
@@ -114,7 +128,7 @@ def plot_confusion(path: Path, confusion: list[list[int]], classes: list[str], t
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_figure(fig, path)
     plt.close(fig)
 
 
