@@ -242,7 +242,7 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
     except CheckpointError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, Exception) as e:  # SafetensorError, JSON errors
+    except Exception as e:  # OSError, SafetensorError, JSON and key errors: all mean an unreadable file
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: {msg})") from None
     return Checkpoint(path=path, meta=meta, tensors=tensors)
