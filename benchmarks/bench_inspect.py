@@ -7,6 +7,10 @@
 Each measurement runs in a fresh subprocess so its peak memory (growth of the process's peak RSS
 over the RSS after imports) is its own. Time: best of ``--repeat`` calls after one cold call
 (cold time printed too). Goals: (a) >= 10x faster at both sizes with flat memory; (b) >= 3x.
+Both bases are judged: "warm" (best of the repeats after the first call, both sides) and "cold"
+(the first call in a fresh process, both sides, as a user running one command meets it). The
+overall verdict uses the warm ratio, the stricter of the two: torchinfo's first call also pays
+one-off CPU-kernel warm-up that its later calls do not.
 
     python benchmarks/bench_inspect.py [--models resnet50,vgg16] [--repeat 3] [--threads 0]
 """
@@ -98,7 +102,8 @@ def main() -> int:
         return 0
 
     print(f"cnnlab inspect benchmark  (cpus: {os.cpu_count()}, load avg: {os.getloadavg()[0]:.1f}; "
-          "time = best of repeats after a cold call; peak = growth of peak RSS)")
+          "s = warm: best of repeats after the cold call; cold = first call in a fresh process; "
+          "peak = growth of peak RSS)")
     head = f"{'case':34s} {'cnnlab s':>9s} {'cold':>7s} {'peak MB':>8s} | {'torchinfo s':>11s} {'cold':>7s} " \
            f"{'peak MB':>8s} | {'ratio':>7s} {'cold':>6s}  goal"
     print(head)
@@ -116,12 +121,14 @@ def main() -> int:
             ratio = theirs["best"] / ours["best"]
             cold_ratio = theirs["cold"] / ours["cold"]
             same = "" if ours["macs"] <= theirs["macs"] else " (MACs differ!)"
-            met = ratio >= goal
+            met, cold_met = ratio >= goal, cold_ratio >= goal
             ok &= met
+            verdict = f"warm {'met' if met else 'NOT MET'}, cold {'met' if cold_met else 'NOT MET'}"
             print(f"{name + ' ' + label + f' {size}':34s} {ours['best']:9.4f} {ours['cold']:7.3f} "
                   f"{ours['peak_mb']:8.1f} | {theirs['best']:11.4f} {theirs['cold']:7.3f} {theirs['peak_mb']:8.1f} | "
-                  f"{ratio:6.1f}x {cold_ratio:5.1f}x  >={goal}x {'met' if met else 'NOT MET'}{same}", flush=True)
-    print("all goals met" if ok else "some goals not met (see above; timings on a shared machine are noisy)")
+                  f"{ratio:6.1f}x {cold_ratio:5.1f}x  >={goal}x {verdict}{same}", flush=True)
+    print("all goals met (warm basis)" if ok else
+          "some goals not met on the warm basis (see above; timings on a shared machine are noisy)")
     return 0
 
 

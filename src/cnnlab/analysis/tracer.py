@@ -118,6 +118,7 @@ class Trace:
     total_macs: int
     total_other: int
     notes: list[str] = field(default_factory=list)
+    modules: list[nn.Module] = field(default_factory=list)  # model.modules(), walked once here
 
 
 def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
@@ -158,6 +159,10 @@ class _Tracer(TorchFunctionMode):
         # memory bookkeeping: storage key -> [bytes, alloc_op, last_use_op]
         self.storage: dict[int, list[int]] = {}
         self.key_of: dict[int, int] = {}
+        # shape and dtype of every tensor an op produced, recorded inside the mode's handler where
+        # reading them is free: the module hooks run under the mode, where each ``x.shape`` or
+        # ``x.dtype`` is a Python ``__torch_function__`` round trip (70% of a DenseNet's dispatches)
+        self.meta: dict[int, tuple[tuple[int, ...], torch.dtype]] = {}
         self.max_rf: tuple[float, ...] | None = None
         self.dtype = batch_dtype
         self.thread = threading.get_ident()
@@ -178,7 +183,8 @@ class _Tracer(TorchFunctionMode):
         rec = CallRecord(module, name, depth, len(self.calls))
         x = args[0] if args and isinstance(args[0], torch.Tensor) else _first_tensor(args)
         if x is not None:
-            rec.input_shape = tuple(x.shape)
+            m = self.meta.get(id(x))
+            rec.input_shape = m[0] if m is not None else tuple(x.shape)
         self.calls.append(rec)
         self.stack.append(rec)
 
@@ -188,8 +194,10 @@ class _Tracer(TorchFunctionMode):
         rec = self.stack.pop()
         y = output if isinstance(output, torch.Tensor) else _first_tensor(output)
         if y is not None:
-            rec.output_shape = tuple(y.shape)
-            rec.output_dtype = y.dtype
+            m = self.meta.get(id(y))
+            if m is None:
+                m = (tuple(y.shape), y.dtype)
+            rec.output_shape, rec.output_dtype = m
             rec.geo = self.geo.get(id(y))
 
     # --- bookkeeping --------------------------------------------------------------------------
@@ -198,6 +206,7 @@ class _Tracer(TorchFunctionMode):
         self.geo[id(x)] = geo
         self.storage[id(x)] = [x.numel() * x.element_size(), -1, -1]
         self.key_of[id(x)] = id(x)
+        self.meta[id(x)] = (tuple(x.shape), x.dtype)
 
     def record(self, kind: str, inputs: Sequence[torch.Tensor], out: torch.Tensor | None,
                geo: Geo | None, macs: int = 0, other: int = 0) -> None:
@@ -214,6 +223,7 @@ class _Tracer(TorchFunctionMode):
         if out is None:
             return
         oid = id(out)
+        self.meta[oid] = (tuple(out.shape), out.dtype)
         if oid not in self.key_of:
             base = out._base
             key = self.key_of.get(id(base)) if base is not None else None
@@ -664,6 +674,9 @@ for _kind, _fns, _ifns in (
         _RULES[_f] = _binary(_kind, True)
 
 
+_MODULE_TRAIN = nn.Module.train
+
+
 def trace_module(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype = torch.float32) -> Trace:
     """Run the shape-only pass of ``model`` on a batch-1 meta input of ``input_size`` (C, H, W...).
 
@@ -681,7 +694,11 @@ def trace_module(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype
         # two hooks on each of DenseNet's 430 modules costs more than the whole pass.
         handles.append(register_module_forward_pre_hook(tr.pre_hook))
         handles.append(register_module_forward_hook(tr.post_hook))
-        model.eval()
+        if all(type(m).train is _MODULE_TRAIN for _, m in named):
+            for _, m in named:  # what ``model.eval()`` does, minus a __setattr__ walk per module
+                object.__setattr__(m, "training", False)
+        else:
+            model.eval()  # a custom ``train()`` override must see the call
         x = torch.empty((1, *input_size), device="meta", dtype=dtype)
         n_sp = len(input_size) - 1
         tr.add_input(x, Geo((1.0,) * n_sp, (1.0,) * n_sp, (0.0,) * n_sp, True))
@@ -696,7 +713,8 @@ def trace_module(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype
         for h in handles:
             h.remove()
         for m, flag in flags:
-            m.training = flag
+            if m.training is not flag:
+                object.__setattr__(m, "training", flag)  # a plain bool attribute, as Module.train sets it
     outs = list(_iter_tensors(y))
     out = outs[0] if outs else None
     return Trace(
@@ -708,4 +726,5 @@ def trace_module(model: nn.Module, input_size: Sequence[int], dtype: torch.dtype
         max_rf=tr.max_rf,
         total_macs=sum(o.macs for o in tr.ops),
         total_other=sum(o.other for o in tr.ops),
+        modules=[m for _, m in named],
     )
