@@ -16,6 +16,7 @@ from cnnlab.errors import WeightsError
 from cnnlab.models import efficientnet as eff
 from cnnlab.models import get_model_info
 from cnnlab.models.layers import Conv2dSame
+from cnnlab.models.weights import torchvision_sources
 from cnnlab.predict import classify
 
 B_NAMES = [f"efficientnet_b{i}" for i in range(8)]
@@ -220,11 +221,13 @@ def test_lite0_grayscale_and_new_head_transfer(grace_hopper):
 
 @pytest.mark.parametrize("name", B_NAMES)
 def test_hub_sources_match_torchvision_weights_enum(name):
+    """weights="imagenet" looks for every torchvision checkpoint, the default first, with its preprocessing."""
     info = get_model_info(name)
     enum = torchvision.models.get_model_weights(info.torchvision)
-    ours = {s.file: s for s in info.pretrained}
-    assert ours and all(s.kind == "hub" for s in ours.values())
-    assert info.pretrained[0].file == enum.DEFAULT.url.rsplit("/", 1)[-1]  # torchvision's default first
+    sources = torchvision_sources(info.torchvision)
+    ours = {s.file: s for s in sources}
+    assert sources and all(s.kind == "hub" for s in sources)
+    assert sources[0].file == enum.DEFAULT.url.rsplit("/", 1)[-1]  # torchvision's default first
     for w in enum:
         src = ours[w.url.rsplit("/", 1)[-1]]
         kw = w.transforms.keywords

@@ -72,7 +72,8 @@ class ModelInfo:
     classifier: str = "fc"
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    pretrained: tuple[PretrainedSource, ...] = ()
+    pretrained: tuple[PretrainedSource, ...] = ()  # sources beyond the torchvision twin's checkpoints
+    tv_weight_kwargs: dict[str, Any] = field(default_factory=dict)  # builder kwargs torchvision's weights need
 
     def as_cfg(self) -> dict[str, Any]:
         cfg = asdict(self)

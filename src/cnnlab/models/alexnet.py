@@ -20,7 +20,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.models._base import PooledMLPMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 
 __all__ = ["AlexNet", "alexnet", "alexnet_original"]
 
@@ -114,13 +114,9 @@ def _init_original(model: AlexNet) -> None:
         nn.init.ones_(m.bias)
 
 
-_TV_WEIGHTS = (PretrainedSource(kind="hub", file="alexnet-owt-7be5be79.pth", top1=56.522,
-                                source="torchvision AlexNet_Weights.IMAGENET1K_V1"),)
-
-
 @register_model(family="AlexNet", paper=_PAPER, torchvision="alexnet", params=61_100_840,
                 params_source="torchvision 0.29", min_size=7, first_conv="features.0",
-                classifier="classifier.6", pretrained=_TV_WEIGHTS)
+                classifier="classifier.6")
 def alexnet(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """torchvision's AlexNet (one-weird-trick single-GPU layout)."""
     return AlexNet(_tv_features(in_chans, img_size <= SMALL_INPUT_MAX), num_classes, **kwargs)

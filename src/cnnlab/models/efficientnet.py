@@ -266,10 +266,6 @@ def _load_lite2_package() -> dict[str, torch.Tensor]:
     return _load_lite_package("efficientnet_lite2")
 
 
-def _tv(file: str, top1: float, crop: int, resize: int, interpolation: str = "bicubic") -> PretrainedSource:
-    return PretrainedSource(kind="hub", file=file, input_size=crop, resize_size=resize, interpolation=interpolation,
-                            top1=top1, source=f"torchvision 0.29 weights {file}")
-
 
 def _lite(n: int, input_size: int, top1: float) -> PretrainedSource:
     # TF EfficientNet eval preprocessing (preprocessing.py): center crop of size/(size+32) of the
@@ -292,51 +288,42 @@ _LITE = dict(family="EfficientNet", paper=_LITE_PAPER, first_conv="features.0.0"
              min_size=8)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b0", params=5_288_548, default_size=224,
-                pretrained=(_tv("efficientnet_b0_rwightman-7f5810bc.pth", 77.692, 224, 256),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b0", params=5_288_548, default_size=224)
 def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b0", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b1", params=7_794_184, default_size=240,
-                pretrained=(_tv("efficientnet_b1-c27df63c.pth", 79.838, 240, 255, "bilinear"),
-                            _tv("efficientnet_b1_rwightman-bac287d4.pth", 78.642, 240, 256)))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b1", params=7_794_184, default_size=240)
 def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b1", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b2", params=9_109_994, default_size=260,
-                pretrained=(_tv("efficientnet_b2_rwightman-c35c1473.pth", 80.608, 288, 288),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b2", params=9_109_994, default_size=260)
 def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b2", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b3", params=12_233_232, default_size=300,
-                pretrained=(_tv("efficientnet_b3_rwightman-b3899882.pth", 82.008, 300, 320),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b3", params=12_233_232, default_size=300)
 def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b3", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b4", params=19_341_616, default_size=380,
-                pretrained=(_tv("efficientnet_b4_rwightman-23ab8bcd.pth", 83.384, 380, 384),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b4", params=19_341_616, default_size=380)
 def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b4", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b5", params=30_389_784, default_size=456,
-                pretrained=(_tv("efficientnet_b5_lukemelas-1a07897c.pth", 83.444, 456, 456),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b5", params=30_389_784, default_size=456)
 def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b5", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b6", params=43_040_704, default_size=528,
-                pretrained=(_tv("efficientnet_b6_lukemelas-24a108a5.pth", 84.008, 528, 528),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b6", params=43_040_704, default_size=528)
 def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b6", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b7", params=66_347_960, default_size=600,
-                pretrained=(_tv("efficientnet_b7_lukemelas-c5b4e57e.pth", 84.122, 600, 600),))
+@register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b7", params=66_347_960, default_size=600)
 def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b7", num_classes, in_chans, img_size, **kwargs)
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models._base import AuxClassifierMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 from cnnlab.models.layers import BasicConv2d, imagenet_to_inception_input, init_trunc_normal_
 
 __all__ = ["BasicConv2d", "GoogLeNet", "Inception", "InceptionAux", "googlenet"]
@@ -140,11 +140,7 @@ class GoogLeNet(AuxClassifierMixin, nn.Module):
 
 @register_model(family="GoogLeNet", paper=_PAPER, torchvision="googlenet", params=13_004_888,
                 params_source="torchvision 0.29 (aux_logits=True)", min_size=4, first_conv="conv1.conv",
-                classifier="fc",
-                pretrained=(PretrainedSource(kind="hub", file="googlenet-1378be20.pth", top1=69.778,
-                                             model_kwargs={"transform_input": True},
-                                             source="torchvision GoogLeNet_Weights.IMAGENET1K_V1 "
-                                                    "(auxiliary heads not trained)"),))
+                classifier="fc", tv_weight_kwargs={"transform_input": True})
 def googlenet(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """GoogLeNet with both auxiliary classifiers (torchvision ``googlenet(weights=None)``)."""
     return GoogLeNet(num_classes, in_chans, small=img_size <= SMALL_INPUT_MAX, **kwargs)

@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models._base import AuxClassifierMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 from cnnlab.models.layers import BasicConv2d, imagenet_to_inception_input, init_trunc_normal_
 
 __all__ = ["Inception3", "InceptionA", "InceptionAux", "InceptionB", "InceptionC", "InceptionD", "InceptionE",
@@ -221,11 +221,7 @@ class Inception3(AuxClassifierMixin, nn.Module):
 
 @register_model(family="Inception", paper=_PAPER, torchvision="inception_v3", params=27_161_264,
                 params_source="torchvision 0.29 (aux_logits=True)", default_size=299, min_size=7,
-                first_conv="Conv2d_1a_3x3.conv", classifier="fc",
-                pretrained=(PretrainedSource(kind="hub", file="inception_v3_google-0cc3c7bd.pth", top1=77.294,
-                                             input_size=299, resize_size=342,
-                                             model_kwargs={"transform_input": True},
-                                             source="torchvision Inception_V3_Weights.IMAGENET1K_V1"),))
+                first_conv="Conv2d_1a_3x3.conv", classifier="fc", tv_weight_kwargs={"transform_input": True})
 def inception_v3(num_classes: int = 1000, in_chans: int = 3, img_size: int = 299, **kwargs) -> nn.Module:
     """Inception-v3 with its auxiliary classifier (torchvision ``inception_v3(weights=None)``)."""
     if SMALL_INPUT_MAX < img_size < 75:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from cnnlab.models._base import ClassifierMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "conv1x1", "conv3x3"]
 
@@ -213,52 +213,42 @@ def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], num_classes
                   small_input=img_size <= SMALL_INPUT_MAX, **kwargs)
 
 
-def _tv_weights(file: str, top1: float) -> tuple[PretrainedSource, ...]:
-    """torchvision's IMAGENET1K_V1 checkpoint in the hub cache (resize 256, crop 224, bilinear)."""
-    return (PretrainedSource(kind="hub", file=file, top1=top1, source="torchvision IMAGENET1K_V1"),)
-
 
 _COMMON: dict[str, Any] = dict(family="ResNet", params_source="torchvision 0.29", params_rtol=0,
                                first_conv="conv1", classifier="fc", min_size=_MIN_SIZE, default_size=224)
 
 
-@register_model(paper=_PAPER, torchvision="resnet18", params=11_689_512,
-                pretrained=_tv_weights("resnet18-f37072fd.pth", 69.758), **_COMMON)
+@register_model(paper=_PAPER, torchvision="resnet18", params=11_689_512, **_COMMON)
 def resnet18(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-18 (Table 1): basic blocks [2, 2, 2, 2]."""
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(paper=_PAPER, torchvision="resnet34", params=21_797_672,
-                pretrained=_tv_weights("resnet34-b627a593.pth", 73.314), **_COMMON)
+@register_model(paper=_PAPER, torchvision="resnet34", params=21_797_672, **_COMMON)
 def resnet34(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-34 (Table 1): basic blocks [3, 4, 6, 3]."""
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(paper=_PAPER, torchvision="resnet50", params=25_557_032,
-                pretrained=_tv_weights("resnet50-0676ba61.pth", 76.130), **_COMMON)
+@register_model(paper=_PAPER, torchvision="resnet50", params=25_557_032, **_COMMON)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-50 (Table 1): bottlenecks [3, 4, 6, 3]."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(paper=_PAPER, torchvision="resnet101", params=44_549_160,
-                pretrained=_tv_weights("resnet101-63fe2227.pth", 77.374), **_COMMON)
+@register_model(paper=_PAPER, torchvision="resnet101", params=44_549_160, **_COMMON)
 def resnet101(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-101 (Table 1): bottlenecks [3, 4, 23, 3]."""
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(paper=_PAPER, torchvision="resnet152", params=60_192_808,
-                pretrained=_tv_weights("resnet152-394f9c45.pth", 78.312), **_COMMON)
+@register_model(paper=_PAPER, torchvision="resnet152", params=60_192_808, **_COMMON)
 def resnet152(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-152 (Table 1): bottlenecks [3, 8, 36, 3]."""
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(paper=_PAPER_RESNEXT, torchvision="resnext50_32x4d", params=25_028_904,
-                pretrained=_tv_weights("resnext50_32x4d-7cdf4587.pth", 77.618), **_COMMON)
+@register_model(paper=_PAPER_RESNEXT, torchvision="resnext50_32x4d", params=25_028_904, **_COMMON)
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                     **kwargs: Any) -> nn.Module:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, Table 1): cardinality 32, 4 channels per group."""
@@ -266,8 +256,7 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 
                    **kwargs)
 
 
-@register_model(paper=_PAPER_RESNEXT, torchvision="resnext101_32x8d", params=88_791_336,
-                pretrained=_tv_weights("resnext101_32x8d-8ba56ff5.pth", 79.312), **_COMMON)
+@register_model(paper=_PAPER_RESNEXT, torchvision="resnext101_32x8d", params=88_791_336, **_COMMON)
 def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                      **kwargs: Any) -> nn.Module:
     """ResNeXt-101 (32x8d) (Xie et al. 2017, Table 5): cardinality 32, 8 channels per group."""
@@ -275,16 +264,14 @@ def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, img_size: int =
                    **kwargs)
 
 
-@register_model(paper=_PAPER_WRN, torchvision="wide_resnet50_2", params=68_883_240,
-                pretrained=_tv_weights("wide_resnet50_2-95faca4d.pth", 78.468), **_COMMON)
+@register_model(paper=_PAPER_WRN, torchvision="wide_resnet50_2", params=68_883_240, **_COMMON)
 def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                     **kwargs: Any) -> nn.Module:
     """Wide ResNet-50-2: ResNet-50 with twice the bottleneck width (outer widths unchanged)."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, width_per_group=128, **kwargs)
 
 
-@register_model(paper=_PAPER_WRN, torchvision="wide_resnet101_2", params=126_886_696,
-                pretrained=_tv_weights("wide_resnet101_2-32ee1156.pth", 78.848), **_COMMON)
+@register_model(paper=_PAPER_WRN, torchvision="wide_resnet101_2", params=126_886_696, **_COMMON)
 def wide_resnet101_2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                      **kwargs: Any) -> nn.Module:
     """Wide ResNet-101-2: ResNet-101 with twice the bottleneck width (outer widths unchanged)."""

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnlab.models._base import ClassifierMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 
 __all__ = ["Fire", "SqueezeNet", "squeezenet1_0", "squeezenet1_1"]
 
@@ -102,17 +102,13 @@ _COMMON = dict(family="SqueezeNet", paper=_PAPER, params_source="torchvision 0.2
                first_conv="features.0", classifier="classifier.1")
 
 
-@register_model(torchvision="squeezenet1_0", params=1_248_424, **_COMMON,
-                pretrained=(PretrainedSource(kind="hub", file="squeezenet1_0-b66bff10.pth", top1=58.092,
-                                             source="torchvision SqueezeNet1_0_Weights.IMAGENET1K_V1"),))
+@register_model(torchvision="squeezenet1_0", params=1_248_424, **_COMMON)
 def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """SqueezeNet v1.0 (Table 1): 7x7/2 96-filter conv1, fire2-fire9."""
     return _squeezenet("1_0", num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="squeezenet1_1", params=1_235_496, **_COMMON,
-                pretrained=(PretrainedSource(kind="hub", file="squeezenet1_1-b8a52dc0.pth", top1=58.178,
-                                             source="torchvision SqueezeNet1_1_Weights.IMAGENET1K_V1"),))
+@register_model(torchvision="squeezenet1_1", params=1_235_496, **_COMMON)
 def squeezenet1_1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """SqueezeNet v1.1: 3x3/2 64-filter conv1, pooling after conv1, fire3 and fire5."""
     return _squeezenet("1_1", num_classes, in_chans, img_size, **kwargs)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.models._base import PooledMLPMixin
-from cnnlab.models._registry import SMALL_INPUT_MAX, PretrainedSource, register_model
+from cnnlab.models._registry import SMALL_INPUT_MAX, register_model
 from cnnlab.models.layers import init_weights_
 
 __all__ = ["VGG", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
@@ -79,65 +79,54 @@ def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, img_size: 
     return VGG(make_layers(CFGS[cfg], in_chans, batch_norm, small), num_classes, small=small, **kwargs)
 
 
-def _weights(file: str, top1: float, name: str) -> tuple[PretrainedSource, ...]:
-    return (PretrainedSource(kind="hub", file=file, top1=top1, source=f"torchvision {name}.IMAGENET1K_V1"),)
-
 
 _COMMON = dict(family="VGG", paper=_PAPER, params_source="torchvision 0.29", min_size=16,
                first_conv="features.0", classifier="classifier.6")
 
 
-@register_model(torchvision="vgg11", params=132_863_336,
-                pretrained=_weights("vgg11-8a719046.pth", 69.02, "VGG11_Weights"), **_COMMON)
+@register_model(torchvision="vgg11", params=132_863_336, **_COMMON)
 def vgg11(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-11 (configuration A)."""
     return _vgg("A", False, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg11_bn", params=132_868_840,
-                pretrained=_weights("vgg11_bn-6002323d.pth", 70.37, "VGG11_BN_Weights"), **_COMMON)
+@register_model(torchvision="vgg11_bn", params=132_868_840, **_COMMON)
 def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-11 (A) with batch normalisation."""
     return _vgg("A", True, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg13", params=133_047_848,
-                pretrained=_weights("vgg13-19584684.pth", 69.928, "VGG13_Weights"), **_COMMON)
+@register_model(torchvision="vgg13", params=133_047_848, **_COMMON)
 def vgg13(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-13 (configuration B)."""
     return _vgg("B", False, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg13_bn", params=133_053_736,
-                pretrained=_weights("vgg13_bn-abd245e5.pth", 71.586, "VGG13_BN_Weights"), **_COMMON)
+@register_model(torchvision="vgg13_bn", params=133_053_736, **_COMMON)
 def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-13 (B) with batch normalisation."""
     return _vgg("B", True, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg16", params=138_357_544,
-                pretrained=_weights("vgg16-397923af.pth", 71.592, "VGG16_Weights"), **_COMMON)
+@register_model(torchvision="vgg16", params=138_357_544, **_COMMON)
 def vgg16(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-16 (configuration D)."""
     return _vgg("D", False, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg16_bn", params=138_365_992,
-                pretrained=_weights("vgg16_bn-6c64b313.pth", 73.36, "VGG16_BN_Weights"), **_COMMON)
+@register_model(torchvision="vgg16_bn", params=138_365_992, **_COMMON)
 def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-16 (D) with batch normalisation."""
     return _vgg("D", True, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg19", params=143_667_240,
-                pretrained=_weights("vgg19-dcbb9e9d.pth", 72.376, "VGG19_Weights"), **_COMMON)
+@register_model(torchvision="vgg19", params=143_667_240, **_COMMON)
 def vgg19(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-19 (configuration E)."""
     return _vgg("E", False, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(torchvision="vgg19_bn", params=143_678_248,
-                pretrained=_weights("vgg19_bn-c79401a0.pth", 74.218, "VGG19_BN_Weights"), **_COMMON)
+@register_model(torchvision="vgg19_bn", params=143_678_248, **_COMMON)
 def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """VGG-19 (E) with batch normalisation."""
     return _vgg("E", True, num_classes, in_chans, img_size, **kwargs)

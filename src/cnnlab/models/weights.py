@@ -90,11 +90,13 @@ def _head_classes(info: ModelInfo, sd: dict[str, torch.Tensor]) -> int:
     return int(w.shape[0]) if w is not None else 1000
 
 
-def torchvision_sources(tv_name: str) -> list[PretrainedSource]:
-    """Hub-cache sources for every ImageNet checkpoint torchvision publishes for ``tv_name``.
+def torchvision_sources(tv_name: str, model_kwargs: dict[str, Any] | None = None) -> list[PretrainedSource]:
+    """Hub-cache sources for every ImageNet checkpoint torchvision publishes for ``tv_name``,
+    torchvision's default first.
 
     File names, preprocessing and accuracy come from torchvision's own weight enums, so they
-    stay exact without a copy here.
+    stay exact without a copy here. ``model_kwargs`` are what the builder needs to match those
+    checkpoints (e.g. ``transform_input=True`` for GoogLeNet / Inception-v3).
     """
     import torchvision
 
@@ -103,7 +105,7 @@ def torchvision_sources(tv_name: str) -> list[PretrainedSource]:
     except (ValueError, KeyError):
         return []
     sources = []
-    for w in enum:
+    for w in sorted(enum, key=lambda w: w is not enum.DEFAULT):
         tf = w.transforms()
         metrics = w.meta.get("_metrics", {}).get("ImageNet-1K", {})
         crop = tf.crop_size[0] if isinstance(tf.crop_size, list | tuple) else tf.crop_size
@@ -111,7 +113,7 @@ def torchvision_sources(tv_name: str) -> list[PretrainedSource]:
         sources.append(PretrainedSource(
             kind="hub", file=w.url.rsplit("/", 1)[-1], mean=tuple(tf.mean), std=tuple(tf.std),
             input_size=int(crop), resize_size=int(resize), interpolation=tf.interpolation.value,
-            top1=metrics.get("acc@1"), source=f"torchvision {w}"))
+            model_kwargs=dict(model_kwargs or {}), top1=metrics.get("acc@1"), source=f"torchvision {w}"))
     return sources
 
 
@@ -125,7 +127,9 @@ def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> ResolvedWeig
         sd = read_state_dict(weights)
         return ResolvedWeights(sd, str(weights), _head_classes(info, sd), meta=_meta(info, None))
     looked: list[str] = []
-    sources = list(info.pretrained) + (torchvision_sources(info.torchvision) if info.torchvision else [])
+    sources = list(info.pretrained)
+    if info.torchvision:
+        sources += torchvision_sources(info.torchvision, info.tv_weight_kwargs)
     for src in sources:
         if src.kind == "package":
             mod_name, _, fn_name = src.loader.partition(":")
