@@ -27,12 +27,8 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
 
     Parameters are counted on the meta device, MACs by the inspection engine: nothing is allocated.
     """
-    count_macs = None
-    if macs:
-        try:
-            from cnnlab.analysis import count_macs
-        except ImportError:  # inspection engine not installed in this build
-            count_macs = None
+    from cnnlab.analysis import count_macs
+
     names = list_models(pattern)
     if pattern and not names:
         if not any(c in pattern for c in "*?["):
@@ -45,7 +41,7 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
             model = create_model(name)
         params = sum(p.numel() for p in model.parameters())
         size = (info.in_chans, info.default_size, info.default_size)
-        gmacs = count_macs(name, size) / 1e9 if count_macs is not None else None
+        gmacs = count_macs(name, size) / 1e9 if macs else None
         rows.append(ZooRow(name, info.family, params, info.params, size, gmacs, info.torchvision, info.paper))
     return rows
 
