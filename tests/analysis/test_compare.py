@@ -41,3 +41,13 @@ def test_compare_table_and_chart(tmp_path):
         format_compare(rows, "xml")
     with pytest.raises(ConfigError):
         compare([])
+
+
+def test_ball_chart_is_written_atomically(tmp_path, monkeypatch):
+    from cnnlab import _io
+
+    written, real = [], _io.atomic_write
+    monkeypatch.setattr(_io, "atomic_write", lambda path, data: (written.append(path), real(path, data)))
+    path = ball_chart(compare(["resnet18", "vgg11"]), tmp_path / "sub" / "chart.png")
+    assert written == [path] and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["chart.png"]

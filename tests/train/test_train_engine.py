@@ -287,17 +287,18 @@ def test_run_dir_that_cannot_be_created_is_a_config_error(job, synth, tmp_path):
 def test_result_plots_and_csv_are_written_atomically(job, synth, tmp_path, monkeypatch):
     import os
 
+    from cnnlab import _io
     from cnnlab.train import checkpoint, engine
 
     written = []
-    real = checkpoint.atomic_write
+    real = _io.atomic_write
 
     def spy(path, data):
         written.append(os.path.basename(path))
         real(path, data)
 
-    monkeypatch.setattr(checkpoint, "atomic_write", spy)
-    monkeypatch.setattr(engine, "atomic_write", spy)
+    for module in (_io, checkpoint, engine):
+        monkeypatch.setattr(module, "atomic_write", spy)
     fit(cfg(tmp_path, epochs=1, plots=True), model=job.tiny_net(), train_data=synth[0], test_data=synth[1])
     for name in ("config.yaml", "metrics.csv", "result.json", "curves.png", "confusion_matrix.png"):
         assert name in written, (name, written)

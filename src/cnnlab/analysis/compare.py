@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cnnlab._io import save_figure
 from cnnlab.analysis.summary import _bytes, _geo_str, inspect
 from cnnlab.errors import ConfigError
 
@@ -162,8 +163,7 @@ def ball_chart(rows: Sequence[CompareRow], path: str | Path, title: str | None =
             note += " No published top-1, not plotted: " + ", ".join(missing)
         fig.text(0.01, 0.01, note, fontsize=7, wrap=True)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        save_figure(fig, path)  # atomic: a crash never leaves a half-written chart
     finally:
         plt.close(fig)
     return path

@@ -17,7 +17,6 @@ new checkpoint, never a mix. A readable copy of the JSON is written next to it a
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab._io import atomic_write
 from cnnlab.errors import CheckpointError
 
 FORMAT = "cnnlab-checkpoint"
@@ -112,31 +112,13 @@ def save_checkpoint(path: str | Path, meta: dict[str, Any], model_state: dict[st
         meta["optimizer"] = opt_meta
     meta_json = json.dumps(meta, allow_nan=True)
     data = save(tensors, metadata={"format": FORMAT, "version": VERSION, "meta": meta_json})
-    _atomic_write(path, data)
+    atomic_write(path, data)
     if sidecar:
         readable = {k: v for k, v in meta.items() if k not in ("rng", "optimizer")}
-        _atomic_write(path.with_suffix(".json"), json.dumps(readable, indent=1).encode())
+        atomic_write(path.with_suffix(".json"), json.dumps(readable, indent=1).encode())
     return path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory + ``os.replace``: readers
-    see the old file or the new one, never a partial one; a failed write leaves no temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-_atomic_write = atomic_write
 
 
 # ------------------------------------------------------------------------ reading

@@ -206,7 +206,7 @@ class TrainConfig:
     def to_yaml(self, path: str | Path) -> None:
         import yaml
 
-        from cnnlab.train.checkpoint import atomic_write
+        from cnnlab._io import atomic_write
 
         atomic_write(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False).encode())
 

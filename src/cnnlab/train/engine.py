@@ -38,11 +38,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab._io import atomic_write
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.models._base import AuxOutputs
 from cnnlab.train import distributed as D
 from cnnlab.train.checkpoint import (
-    atomic_write,
     get_rng_state,
     load_checkpoint,
     load_state,

@@ -52,7 +52,7 @@ class RunLogger:
 def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
     import io
 
-    from cnnlab.train.checkpoint import atomic_write
+    from cnnlab._io import atomic_write
 
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
@@ -64,13 +64,9 @@ def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
 
 def _save_figure(fig: Any, path: Path) -> None:
     """PNG written atomically (temp file + rename), so a crash never leaves a half-written plot."""
-    import io
+    from cnnlab._io import save_figure
 
-    from cnnlab.train.checkpoint import atomic_write
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write(Path(path), buf.getvalue())
+    save_figure(fig, path, dpi=110)
 
 
 def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
