@@ -13,7 +13,8 @@ import sys
 
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("cnnlab.analysis.commands", "cnnlab.data.commands", "cnnlab.train.commands")
+COMMAND_MODULES = ("cnnlab.analysis.commands", "cnnlab.data.commands", "cnnlab.train.commands",
+                   "cnnlab.segmentation.commands")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -26,9 +27,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
+    from cnnlab import __version__
+
     parser = argparse.ArgumentParser(prog="cnnlab", description="The laboratory for classic CNNs.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("models", help="list the model zoo (name, family, params, GMACs)")
     p.add_argument("pattern", nargs="?", default=None, help='fnmatch filter, e.g. "resnet*"')
     p.add_argument("--no-macs", action="store_true", help="skip the MAC count column")
@@ -38,9 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_overview(parser: argparse.ArgumentParser) -> str:
+    """One line per command, as ``git`` and ``yolo`` print when called without one."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    width = max(map(len, helps))
+    lines = ["usage: cnnlab COMMAND [options]   (cnnlab COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in helps.items()]
+    lines += ["", "Start with: cnnlab models | cnnlab inspect resnet50 | cnnlab train --recipe fashion-fast"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        print(command_overview(parser))
+        return 0
     debug = args.debug or bool(os.environ.get("CNNLAB_DEBUG"))
     try:
         return int(args.func(args) or 0)

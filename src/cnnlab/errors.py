@@ -27,3 +27,11 @@ class CheckpointError(CnnlabError, ValueError):
 
 class DataError(CnnlabError, ValueError):
     """A dataset that is missing, empty, corrupt or of the wrong shape."""
+
+
+class NonFiniteLossError(CnnlabError, FloatingPointError):
+    """The training loss became NaN or infinite; the run stopped without overwriting good checkpoints."""
+
+
+class TrainingError(CnnlabError, RuntimeError):
+    """A worker process of a multi-process run failed."""

@@ -252,14 +252,17 @@ def test_evaluate_matches_a_hand_count(job, synth):
 
 
 def test_batch_norm_switch_picks_the_family_variant():
-    from cnnlab.train.engine import _build_model
+    from cnnlab.train.task import ClassificationTask, DataSpec
 
     def bn_layers(model):
         return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
-    on, _ = _build_model(TrainConfig(model="vgg11", batch_norm=True), 10, 1, 32)
-    off, _ = _build_model(TrainConfig(model="vgg11_bn", batch_norm=False), 10, 1, 32)
+    spec = DataSpec(num_classes=10, in_chans=1, img_size=32, data_size=(32, 32), classes=list("0123456789"),
+                    mean=[0.5], std=[0.5])
+    on, on_name, _ = ClassificationTask().build_model(TrainConfig(model="vgg11", batch_norm=True), spec)
+    off, off_name, _ = ClassificationTask().build_model(TrainConfig(model="vgg11_bn", batch_norm=False), spec)
     assert bn_layers(on) == 8 and bn_layers(off) == 0
+    assert (on_name, off_name) == ("vgg11_bn", "vgg11")
 
 
 def test_bad_settings_are_config_errors(job, synth, tmp_path):

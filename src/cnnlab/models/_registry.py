@@ -102,7 +102,9 @@ def register_model(
             kwargs.setdefault("img_size", info.default_size)
             model = builder(**kwargs)
             cfg = info.as_cfg()
-            cfg.update(img_size=kwargs["img_size"], in_chans=kwargs["in_chans"], num_classes=kwargs["num_classes"])
+            cfg.update(img_size=kwargs["img_size"], in_chans=kwargs["in_chans"], num_classes=kwargs["num_classes"],
+                       model_kwargs={k: v for k, v in kwargs.items()
+                                     if k not in ("num_classes", "in_chans", "img_size")})
             model.pretrained_cfg = cfg
             return model
 

@@ -176,7 +176,7 @@ class Checkpoint:
 
             m = self.meta
             model = create_model(name, num_classes=m["num_classes"], in_chans=m["in_chans"],
-                                 img_size=m["img_size"], **m.get("model_kwargs", {}))
+                                 img_size=m.get("model_img_size", m["img_size"]), **m.get("model_kwargs", {}))
         state = self.eval_state() if use_ema else self.model_state
         load_state(model, state, self.path)
         return model.eval()

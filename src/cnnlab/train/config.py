@@ -20,7 +20,7 @@ SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
 AMP_MODES = ("off", "bf16", "fp16")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
 TTA_MODES = ("none", "flip", "crop", "flip,crop")
-EARLY_STOP_METRICS = ("val_loss", "val_top1")
+TASKS = ("classification", "segmentation")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - dataclass field with CLI help text
@@ -39,6 +39,7 @@ class TrainConfig:
     """
 
     # what to train
+    task: str = _f("classification", "|".join(TASKS) + " (what the data, loss and metrics are)")
     model: str = _f("lenet5", "registered model name (`cnnlab models`)")
     model_kwargs: dict = _f({}, "extra builder keyword arguments, JSON on the CLI")
     data: str = _f("fashion-mnist", "dataset name or imagefolder:PATH (see `cnnlab data info`)")
@@ -81,7 +82,7 @@ class TrainConfig:
     input_noise: float = _f(0.0, "std of Gaussian noise added to the normalized training inputs")
     ema_decay: float = _f(0.0, "exponential moving average of the weights (e.g. 0.999; 0 = off); evaluated with EMA")
     early_stop_patience: int = _f(0, "stop after this many epochs without validation improvement (0 = off)")
-    early_stop_metric: str = _f("val_top1", "|".join(EARLY_STOP_METRICS))
+    early_stop_metric: str = _f("auto", "auto (the task's score: val_top1, val_mean_iu) | val_loss | any val_ metric")
     restore_best: bool = _f(True, "after early stopping, restore the best epoch's weights")
     # evaluation
     eval_test: bool = _f(True, "evaluate on the test split after each epoch")
@@ -121,7 +122,7 @@ class TrainConfig:
                 what = "an integer" if integer else "a number"
                 raise ConfigError(f"{name} must be {what} >= {minimum}, got {value!r}")
 
-        for name in ("model", "data", "augment"):
+        for name in ("task", "model", "data", "augment", "early_stop_metric"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("data_dir", "out_dir"):
@@ -135,9 +136,11 @@ class TrainConfig:
         if self.tta == "crop,flip":
             self.tta = "flip,crop"
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
-                              ("progress", PROGRESS_MODES), ("tta", TTA_MODES),
-                              ("early_stop_metric", EARLY_STOP_METRICS)):
+                              ("progress", PROGRESS_MODES), ("tta", TTA_MODES), ("task", TASKS)):
             choice(name, allowed)
+        if self.early_stop_metric != "auto" and not self.early_stop_metric.startswith("val_"):
+            raise ConfigError(f"early_stop_metric={self.early_stop_metric!r} must be auto or a validation "
+                              "metric such as val_loss, val_top1, val_mean_iu")
         for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "nproc", "step_size"):
             at_least(name, 1)
         for name in ("lr", "momentum", "weight_decay", "l1", "grad_clip", "label_smoothing", "input_noise",

@@ -1,15 +1,26 @@
-"""``fit()``: one readable training loop, and the few hooks later capabilities need.
+"""``fit()``: one readable training loop for every task, and the few hooks later capabilities need.
 
-Reading order: :func:`fit` (process setup) -> :func:`_fit` (data, model, optimizer, resume) ->
-the epoch/step loop -> evaluation, history, checkpoints -> the end of the run.
+Reading order (torchvision's ``references/classification/train.py`` split): :func:`fit` (processes,
+threads, signals) -> :func:`_setup` (data, model, optimizer, resume, logging) -> per epoch
+:func:`train_one_epoch`, :func:`evaluate_epoch` and :func:`_end_of_epoch` (history, best/last
+checkpoints, early stopping) -> :func:`_finish` (final evaluation, result.json, plots).
+
+What is task-specific -- the data, the batch -> loss step, the metrics, what a checkpoint remembers --
+lives in a :class:`~cnnlab.train.task.Task` (``TrainConfig.task`` or ``fit(task=...)``):
+classification, segmentation, and detection next. Resume, SIGKILL safety, DDP, progress,
+TensorBoard, CSV and plots work for every task without task code.
 
 Hooks (all optional keyword arguments of :func:`fit`):
 
-- ``model=`` a ready ``nn.Module`` instead of ``cfg.model`` (transfer learning, custom nets);
+- ``task=`` a :class:`~cnnlab.train.task.Task` instance instead of ``get_task(cfg.task)``;
+- ``model=`` a ready ``nn.Module`` instead of ``cfg.model`` (transfer learning, custom nets); a model
+  made by ``create_model`` is recorded by registry name, kwargs and pretrained preprocessing, so its
+  checkpoints rebuild with ``load_checkpoint(...).build_model()``;
 - ``train_data=`` / ``val_data=`` / ``test_data=`` datasets instead of ``cfg.data`` (CV folds,
   bootstrap resamples for bagging -- any ``ArrayDataset`` or ``FolderDataset``);
 - ``sample_weights=`` one weight per training sample (boosting): the loss is the weighted mean;
-- ``loss_fn=`` ``loss_fn(output, target) -> scalar`` replacing cross-entropy (detection, distillation);
+- ``loss_fn=`` ``loss_fn(output, target) -> scalar`` (or a dict of named losses, summed) replacing
+  the task's criterion (distillation, focal loss);
 - ``param_groups=`` torch-style parameter groups (discriminative learning rates, frozen layers);
 - ``callbacks=`` objects with any of ``on_fit_start(state)``, ``on_step_end(state)``,
   ``on_epoch_end(state, row)``, ``on_fit_end(state, result)``; setting ``state.stop = True``
@@ -35,12 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab._io import atomic_write
-from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.models._base import AuxOutputs
+from cnnlab.errors import ConfigError, NonFiniteLossError, TrainingError
 from cnnlab.train import distributed as D
 from cnnlab.train.checkpoint import (
     get_rng_state,
@@ -50,21 +59,24 @@ from cnnlab.train.checkpoint import (
     set_rng_state,
 )
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.metrics import evaluate, logits_of
 from cnnlab.train.optim import build_optimizer, build_param_groups, build_scheduler, l1_penalty
-from cnnlab.train.runlog import Progress, RunLogger, plot_confusion, plot_curves
+from cnnlab.train.runlog import Progress, RunLogger, plot_curves
+from cnnlab.train.task import (
+    DataSpec,
+    StepContext,
+    StepOutput,
+    Task,
+    autocast_for,
+    compute_loss,
+    get_task,
+)
+
+__all__ = ["FitResult", "FitState", "NonFiniteLossError", "TrainingError", "compute_loss", "fit",
+           "resolve_device", "set_dropout"]
 
 # Options that may change when a run is resumed (they do not alter the optimisation).
 RESUME_MUTABLE = ("epochs", "progress", "threads", "ckpt_every_steps", "log_every_steps", "plots",
                   "tensorboard", "device", "out_dir", "eval_batch_size")
-
-
-class NonFiniteLossError(CnnlabError, FloatingPointError):
-    """The training loss became NaN or infinite; the run stopped without overwriting good checkpoints."""
-
-
-class TrainingError(CnnlabError, RuntimeError):
-    """A worker process of a multi-process run failed."""
 
 
 @dataclass
@@ -82,15 +94,17 @@ class FitState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None  # {"epoch", "metric", "value"}
     bad_epochs: int = 0
-    epoch_loss_sum: float = 0.0
-    epoch_correct: float = 0.0
-    epoch_seen: float = 0.0
+    epoch_loss_sum: float = 0.0  # loss summed over the epoch's images so far (all processes)
+    epoch_correct: float = 0.0  # the task's training score summed (correct images, correct pixels)
+    epoch_seen: float = 0.0  # images
+    epoch_score_count: float = 0.0  # what the score is averaged over (images, labelled pixels)
+    epoch_parts: dict[str, float] = field(default_factory=dict)  # named loss parts, summed like the loss
     epoch_time: float = 0.0
     stop: bool = False
 
     def bookkeeping(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("history", "best", "bad_epochs", "epoch_loss_sum",
-                                                 "epoch_correct", "epoch_seen", "epoch_time")}
+        return {k: getattr(self, k) for k in ("history", "best", "bad_epochs", "epoch_loss_sum", "epoch_correct",
+                                                 "epoch_seen", "epoch_score_count", "epoch_parts", "epoch_time")}
 
 
 @dataclass
@@ -114,7 +128,8 @@ class FitResult:
 
 
 # ============================================================================ the public entry
-def fit(cfg: TrainConfig, *, model: nn.Module | None = None, train_data: Any = None, val_data: Any = None,
+def fit(cfg: TrainConfig, *, task: Task | None = None, model: nn.Module | None = None, train_data: Any = None,
+        val_data: Any = None,
         test_data: Any = None, sample_weights: torch.Tensor | None = None,
         loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
         param_groups: Iterable[dict] | None = None, callbacks: Sequence[Any] = (),
@@ -122,7 +137,8 @@ def fit(cfg: TrainConfig, *, model: nn.Module | None = None, train_data: Any = N
     """Train according to ``cfg`` (see the module docstring for the hooks); ``resume`` is a run
     directory or checkpoint to continue exactly. ``cfg.nproc > 1`` spawns that many processes."""
     cfg.validate()
-    hooks = dict(model=model, train_data=train_data, val_data=val_data, test_data=test_data,
+    task = task if task is not None else get_task(cfg.task)
+    hooks = dict(task=task, model=model, train_data=train_data, val_data=val_data, test_data=test_data,
                  sample_weights=sample_weights, loss_fn=loss_fn, param_groups=param_groups,
                  callbacks=callbacks, resume=resume)
     if cfg.nproc > 1 and D.env_world_size() <= 1:
@@ -206,52 +222,6 @@ class _Data:
     test: Any
 
 
-def _prepare_data(cfg: TrainConfig, train: Any, val: Any, test: Any) -> _Data:
-    from cnnlab.data import load_dataset, stratified_split
-
-    if train is None:
-        train = load_dataset(cfg.data, split="train", data_dir=cfg.data_dir)
-        if test is None and cfg.eval_test:
-            test = load_dataset(cfg.data, split="test", data_dir=cfg.data_dir)
-    if cfg.train_subset and cfg.train_subset < len(train):
-        g = torch.Generator().manual_seed(cfg.seed)
-        train = train.subset(torch.randperm(len(train), generator=g)[: cfg.train_subset].sort().values)
-    if val is None and cfg.val_fraction > 0:
-        train, val = stratified_split(train, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    if not cfg.eval_test:
-        test = None
-    if len(train) == 0:
-        raise ConfigError("the training set is empty")
-    return _Data(train, val, test)
-
-
-def _build_model(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> tuple[nn.Module, dict]:
-    """The registry model. ``batch_norm`` on/off: families with ``NAME``/``NAME_bn`` twins (VGG) switch
-    variant; other builders receive ``batch_norm=`` as a keyword, and those without the switch say so."""
-    from cnnlab.models import create_model, list_models
-
-    kwargs = dict(cfg.model_kwargs)
-    name = cfg.model
-    if cfg.batch_norm is not None:
-        registered = set(list_models())
-        if cfg.batch_norm and f"{name}_bn" in registered:
-            name = f"{name}_bn"
-        elif not cfg.batch_norm and name.endswith("_bn") and name[:-3] in registered:
-            name = name[:-3]
-        elif not (cfg.batch_norm and name.endswith("_bn")):
-            kwargs["batch_norm"] = cfg.batch_norm
-    try:
-        model = create_model(name, num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
-    except TypeError as e:
-        text = str(e)
-        if "unexpected keyword" in text or "multiple values" in text:
-            bad = text.split("'")[-2] if "'" in text else "?"
-            hint = " (batch_norm on/off exists only for families that allow it)" if bad == "batch_norm" else ""
-            raise ConfigError(f"model {cfg.model} does not accept the option {bad!r}{hint}") from None
-        raise
-    return model, {**kwargs, "_registry_name": name} if name != cfg.model else kwargs
-
-
 def set_dropout(model: nn.Module, p: float) -> int:
     """Set ``p`` of every dropout layer; returns how many were changed."""
     n = 0
@@ -262,44 +232,95 @@ def set_dropout(model: nn.Module, p: float) -> int:
     return n
 
 
-def _check_input(model: nn.Module, shape: tuple[int, int, int], num_classes: int, device: torch.device,
-                 name: str) -> None:
-    """One tiny forward pass so that an input size the model cannot take is one clear error."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = logits_of(model(torch.zeros(2, *shape, device=device)))
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ConfigError(f"model {name} cannot take {shape[0]}x{shape[1]}x{shape[2]} inputs ({first})") from None
-    finally:
-        model.train(was_training)
-    if out.ndim != 2 or out.shape[1] != num_classes:
-        raise ConfigError(f"model {name} outputs shape {tuple(out.shape)}, expected (batch, {num_classes})")
-
-
-def compute_loss(output: Any, target: torch.Tensor, criterion: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, logits). With auxiliary heads (GoogLeNet/Inception training mode):
-    loss = CE(logits) + aux_weight * sum CE(aux_i)  (Szegedy et al. 2015, §5)."""
-    if isinstance(output, AuxOutputs):
-        loss = criterion(output.logits, target)
-        for aux in output.aux:
-            loss = loss + output.aux_weight * criterion(aux, target)
-        return loss, output.logits
-    return criterion(output, target), output
-
-
 def _default_run_dir(cfg: TrainConfig) -> str:
     data = cfg.data.replace("imagefolder:", "").rstrip("/").replace("/", "_").replace(":", "_")
     return str(Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 # ============================================================================== the training run
-def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _StopFlag, *, model, train_data,
-         val_data, test_data, sample_weights, loss_fn, param_groups, callbacks, resume) -> FitResult:
-    from cnnlab.data import build_loader
+@dataclass
+class _Run:
+    """Everything :func:`_setup` builds for one run; the loop functions below read and update it."""
 
+    cfg: TrainConfig
+    info: D.DistInfo
+    device: torch.device
+    task: Task
+    spec: DataSpec
+    data: _Data
+    net: nn.Module
+    train_model: nn.Module
+    eval_model: nn.Module
+    ema: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    loader: Any
+    autocast: Any
+    ctx: StepContext
+    state: FitState
+    meta: dict[str, Any]
+    logger: RunLogger
+    progress: Progress
+    callbacks: Sequence[Any]
+    stop_flag: _StopFlag
+    title: str
+    last_test: dict[str, Any] | None = None
+
+    @property
+    def micro_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def save(self, name: str) -> Path:
+        """Checkpoint ``name`` (rank 0 writes; every process contributes its RNG state)."""
+        rng = D.gather_objects(get_rng_state(), self.info)
+        path = self.state.run_dir / f"{name}.safetensors"
+        if self.info.is_main:
+            s = self.state
+            full = {**self.meta, "config": self.cfg.to_dict(), "epoch": s.epoch, "micro_step": s.micro_step,
+                    "global_step": s.global_step, "world_size": self.info.world_size,
+                    "scheduler": _json_safe(self.scheduler.state_dict()),
+                    "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                    "rng": rng, "fit_state": s.bookkeeping(), "torch_version": torch.__version__,
+                    "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            save_checkpoint(path, full, self.net.state_dict(), self.optimizer.state_dict(),
+                            self.ema.state_dict() if self.ema is not None else None)
+        return path
+
+    def evaluate(self, data: Any, tta: str = "none") -> dict[str, Any]:
+        return self.task.evaluate(self.eval_model, data, self.spec, batch_size=self.cfg.eval_batch_size,
+                                  device=self.device, amp=self.cfg.amp, channels_last=self.cfg.channels_last,
+                                  tta=tta)
+
+    def callback(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, event, None)
+            if fn is not None:
+                fn(self.state, *args)
+
+
+def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _StopFlag, *, task, **hooks) -> FitResult:
+    run = _setup(cfg, info, device, stop_flag, task, **hooks)
+    interrupted = stopped_early = False
+    try:
+        for epoch in range(run.state.epoch, run.cfg.epochs):
+            if train_one_epoch(run, epoch):
+                interrupted = True
+                break
+            row = evaluate_epoch(run, epoch)
+            stopped_early = _end_of_epoch(run, epoch, row)
+            if stopped_early or run.state.stop:
+                break
+    finally:
+        run.progress.close()
+        run.logger.close()
+    return _finish(run, interrupted=interrupted, stopped_early=stopped_early)
+
+
+def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _StopFlag, task: Task, *,
+           model, train_data, val_data, test_data, sample_weights, loss_fn, param_groups, callbacks,
+           resume) -> _Run:
+    """Data, model (same initialisation on every process), EMA, optimizer, schedule, resume, logging."""
     ckpt = load_checkpoint(resume, prefer="last") if resume is not None else None
     if ckpt is not None and cfg.out_dir is None:
         cfg = cfg.replace(out_dir=str(ckpt.path.parent))
@@ -307,83 +328,59 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
         raise ConfigError("amp=fp16 needs a CUDA device (use bf16 or off on CPU)")
     if cfg.batch_size % info.world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the {info.world_size} processes")
+    if cfg.tta not in task.tta_modes:
+        raise ConfigError(f"tta={cfg.tta!r} is not available for {task.name}; use {', '.join(task.tta_modes)}")
     run_dir = Path(D.broadcast_object(cfg.out_dir or _default_run_dir(cfg), info))
     cfg = cfg.replace(out_dir=str(run_dir))
 
-    # ---- data
-    data = _prepare_data(cfg, train_data, val_data, test_data)
-    c, h, w = data.train.image_shape
-    img_size = cfg.img_size or h
-    num_classes = data.train.num_classes
+    data = _Data(*task.load_data(cfg, train_data, val_data, test_data))
+    spec = task.spec(data.train, cfg)
 
-    def prepare(x: torch.Tensor) -> torch.Tensor:  # resize when the model runs at another size
-        if x.shape[-1] != img_size or x.shape[-2] != img_size:
-            x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
-        return x
-
-    # ---- model (same initialisation on every process), EMA, optimizer, schedule
     torch.manual_seed(cfg.seed)
     if model is None:
-        net, model_kwargs = _build_model(cfg, num_classes, c, img_size)
-        model_name = model_kwargs.pop("_registry_name", cfg.model)
+        net, model_name, model_kwargs = task.build_model(cfg, spec)
+        arch_size = spec.img_size
     else:
-        net, model_kwargs, model_name = model, {}, None
+        net = model
+        model_name, model_kwargs, arch_size = _registry_origin(model, spec)
     if cfg.dropout is not None and set_dropout(net, cfg.dropout) == 0:
         raise ConfigError(f"dropout={cfg.dropout} given but {cfg.model} has no dropout layers")
     net.to(device)
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
-    _check_input(net, (c, img_size, img_size), num_classes, device, cfg.model if model is None else "model")
+    title = cfg.model if model is None else (model_name or "model")
+    task.check_model(net, spec, device, title)
     ema = None
     if cfg.ema_decay > 0:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     optimizer = build_optimizer(build_param_groups(net, cfg, param_groups), cfg)
-    loader = build_loader(data.train, batch_size=cfg.batch_size // info.world_size, shuffle=True,
-                          drop_last=False, augment=cfg.augment, seed=cfg.seed, device=device, rank=info.rank,
-                          world_size=info.world_size, channels_last=cfg.channels_last,
-                          return_indices=sample_weights is not None)
-    micro_per_epoch = len(loader)
-    steps_per_epoch = math.ceil(micro_per_epoch / cfg.accum_steps)
+    loader = task.loader(data.train, cfg, batch_size=cfg.batch_size // info.world_size, device=device,
+                         rank=info.rank, world_size=info.world_size, return_indices=sample_weights is not None)
+    steps_per_epoch = math.ceil(len(loader) / cfg.accum_steps)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16 if cfg.amp == "bf16" else torch.float16)
-                if cfg.amp != "off" else contextlib.nullcontext())
-    criterion = loss_fn or nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing,
-                                               reduction="none" if sample_weights is not None else "mean")
+    criterion = loss_fn or task.criterion(cfg, weighted=sample_weights is not None)
     if sample_weights is not None:
         sample_weights = torch.as_tensor(sample_weights, dtype=torch.float32)
         if sample_weights.shape != (len(data.train),) or (sample_weights < 0).any():
             raise ConfigError(f"sample_weights needs {len(data.train)} non-negative values")
         sample_weights = (sample_weights / sample_weights.mean()).to(device)
+    ctx = StepContext(cfg=cfg, spec=spec, criterion=criterion, sample_weights=sample_weights)
 
     state = FitState(cfg=cfg, run_dir=run_dir, model=net, optimizer=optimizer, steps_per_epoch=steps_per_epoch)
     if ckpt is not None:
         _restore(ckpt, info, net, ema, optimizer, scheduler, scaler, state)
     else:
         torch.manual_seed(cfg.seed + info.rank)  # the dropout/noise stream, distinct per process
+    meta = {**task.meta(spec), "model": model_name, "model_kwargs": model_kwargs, "data": cfg.data,
+            "eval_weights": "ema" if ema is not None else "model"}
+    if arch_size != spec.img_size:
+        meta["model_img_size"] = arch_size
+    if model is not None and getattr(model, "pretrained_cfg", {}).get("weights"):
+        meta["pretrained"] = _json_safe(model.pretrained_cfg["weights"])
 
-    meta = {"model": model_name, "model_kwargs": model_kwargs, "num_classes": num_classes, "in_chans": c,
-            "img_size": img_size, "classes": list(data.train.classes), "mean": list(data.train.mean),
-            "std": list(data.train.std), "data": cfg.data, "eval_weights": "ema" if ema is not None else "model"}
-
-    def save(name: str) -> Path:
-        """Checkpoint ``name`` (rank 0 writes; every process contributes its RNG state)."""
-        rng = D.gather_objects(get_rng_state(), info)
-        path = run_dir / f"{name}.safetensors"
-        if info.is_main:
-            full = {**meta, "config": cfg.to_dict(), "epoch": state.epoch, "micro_step": state.micro_step,
-                    "global_step": state.global_step, "world_size": info.world_size,
-                    "scheduler": _json_safe(scheduler.state_dict()),
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "rng": rng, "fit_state": state.bookkeeping(), "torch_version": torch.__version__,
-                    "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-            save_checkpoint(path, full, net.state_dict(), optimizer.state_dict(),
-                            ema.state_dict() if ema is not None else None)
-        return path
-
-    # ---- run directory, logging, wrappers
     if info.is_main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -391,8 +388,10 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
             raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror or e}); "
                               "out_dir must be a writable folder path") from None
         cfg.to_yaml(run_dir / "config.yaml")
-    logger = RunLogger(run_dir, info.is_main, cfg.tensorboard, purge_step=state.global_step if ckpt else None)
-    progress = Progress(cfg.progress, cfg.epochs, enabled=info.is_main)
+    logger = RunLogger(run_dir, info.is_main, cfg.tensorboard, purge_step=state.global_step if ckpt else None,
+                       columns=task.history_columns())
+    progress = Progress(cfg.progress, cfg.epochs, enabled=info.is_main, score=task.score,
+                        score_label=task.score_label, train_score=task.train_score)
     train_model: nn.Module = net
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -400,175 +399,209 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
         train_model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
-    eval_model = ema.module if ema is not None else net
-    for cb in callbacks:
-        getattr(cb, "on_fit_start", lambda s: None)(state)
+    run = _Run(cfg=cfg, info=info, device=device, task=task, spec=spec, data=data, net=net,
+               train_model=train_model, eval_model=ema.module if ema is not None else net, ema=ema,
+               optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
+               autocast=autocast_for(device, cfg.amp), ctx=ctx, state=state, meta=meta, logger=logger,
+               progress=progress, callbacks=callbacks, stop_flag=stop_flag, title=title)
+    run.callback("on_fit_start")
+    return run
 
-    interrupted = stopped_early = False
-    last_test: dict[str, Any] | None = None
-    try:
-        for epoch in range(state.epoch, cfg.epochs):
-            # ------------------------------------------------------------ one epoch of training
-            loader.set_epoch(epoch)
-            train_model.train()
-            progress.start_epoch(epoch, micro_per_epoch, state.micro_step)
-            t0 = time.perf_counter()
-            for micro, batch in enumerate(loader.iter_from(state.micro_step), start=state.micro_step):
-                x, y = batch[0], batch[1]
-                x = prepare(x)
-                if cfg.input_noise > 0:  # input-noise injection (Bishop 1995: ~ Tikhonov regularisation)
-                    x = x + cfg.input_noise * torch.randn_like(x)
-                boundary = (micro + 1) % cfg.accum_steps == 0 or micro + 1 == micro_per_epoch
-                sync = train_model.no_sync() if info.enabled and not boundary else contextlib.nullcontext()
-                with sync:
-                    with autocast:
-                        output = train_model(x)
-                        loss, logits = compute_loss(output, y, criterion)
-                        if sample_weights is not None:
-                            loss = (loss * sample_weights[batch[2].to(device)]).mean()
-                        total = loss
-                        if cfg.l1 > 0:
-                            total = total + cfg.l1 * l1_penalty(optimizer)
-                    scaled = total / cfg.accum_steps
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                # progress numbers, summed over processes; also carries the stop request
-                n = y.shape[0]
-                stats = torch.stack([loss.detach().float() * n, (logits.argmax(1) == y).sum().float(),
-                                     torch.tensor(float(n), device=loss.device),
-                                     torch.tensor(float(stop_flag.requested), device=loss.device)])
-                loss_sum, correct, count, stop_votes = D.all_reduce_sum(stats, info).tolist()
-                if not math.isfinite(loss_sum):
-                    raise NonFiniteLossError(_nan_message(loss_sum, state, epoch, micro, optimizer, run_dir))
-                state.epoch_loss_sum += loss_sum
-                state.epoch_correct += correct
-                state.epoch_seen += count
-                if boundary:
-                    if cfg.grad_clip > 0:
-                        if scaler is not None:
-                            scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    scheduler.step()
-                    if ema is not None:
-                        ema.update_parameters(net)
-                    state.global_step += 1
-                    state.micro_step = micro + 1
-                    if state.global_step % cfg.log_every_steps == 0:
-                        logger.scalar("train/loss", loss_sum / count, state.global_step)
-                        logger.scalar("train/lr", optimizer.param_groups[0]["lr"], state.global_step)
-                    for cb in callbacks:
-                        getattr(cb, "on_step_end", lambda s: None)(state)
-                    if stop_votes > 0:  # Ctrl-C / SIGTERM on any process: save here and leave
-                        state.epoch_time += time.perf_counter() - t0
-                        save("last")
-                        interrupted = True
-                        break
-                    if (cfg.ckpt_every_steps and state.global_step % cfg.ckpt_every_steps == 0
-                            and state.micro_step < micro_per_epoch):
-                        state.epoch_time += time.perf_counter() - t0
-                        t0 = time.perf_counter()
-                        save("last")
-                elapsed = state.epoch_time + time.perf_counter() - t0
-                progress.update(micro + 1, state.epoch_loss_sum / max(1, state.epoch_seen),
-                                state.epoch_correct / max(1, state.epoch_seen), state.epoch_seen / max(1e-9, elapsed))
-            if interrupted:
-                break
-            state.epoch_time += time.perf_counter() - t0
 
-            # ------------------------------------------------------------ evaluation and bookkeeping
-            row: dict[str, Any] = {
-                "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": state.epoch_loss_sum / max(1, state.epoch_seen),
-                "train_top1": state.epoch_correct / max(1, state.epoch_seen),
-                "epoch_time_s": state.epoch_time, "train_img_per_s": state.epoch_seen / max(1e-9, state.epoch_time)}
-            eval_kw = dict(batch_size=cfg.eval_batch_size, device=device, amp=cfg.amp,
-                           channels_last=cfg.channels_last, prepare=prepare, num_classes=num_classes)
-            if data.val is not None:
-                v = evaluate(eval_model, data.val, **eval_kw)
-                row.update(val_loss=v["loss"], val_top1=v["top1"], val_top5=v["top5"])
-            if data.test is not None:
-                last_test = evaluate(eval_model, data.test, **eval_kw)
-                row.update(test_loss=last_test["loss"], test_top1=last_test["top1"], test_top5=last_test["top5"])
-            state.history.append(row)
-            state.epoch, state.micro_step = epoch + 1, 0
-            state.epoch_loss_sum = state.epoch_correct = state.epoch_seen = state.epoch_time = 0.0
-            metric, value, higher = _monitor(cfg, row)
-            if state.best is None or (value > state.best["value"] if higher else value < state.best["value"]):
-                state.best, state.bad_epochs = {"epoch": epoch + 1, "metric": metric, "value": value}, 0
-                save("best")
-            else:
-                state.bad_epochs += 1
-            save("last")
-            logger.epoch(state.history, state.global_step)
-            progress.end_epoch(row)
-            for cb in callbacks:
-                getattr(cb, "on_epoch_end", lambda s, r: None)(state, row)
-            if cfg.early_stop_patience and state.bad_epochs >= cfg.early_stop_patience:
-                stopped_early = True
-                progress.message(f"early stopping: no {metric} improvement for {state.bad_epochs} epochs "
-                                 f"(best {value if state.best is None else state.best['value']:.4f} "
-                                 f"at epoch {state.best['epoch']})")
-                break
-            if state.stop:
-                break
-    finally:
-        progress.close()
-        logger.close()
+def _registry_origin(model: nn.Module, spec: DataSpec) -> tuple[str | None, dict, int]:
+    """(registry name, builder kwargs, built img_size) of a model made by ``create_model``, so a checkpoint
+    of ``fit(model=...)`` can be rebuilt by name (transfer learning); (None, {}, size) for a custom module."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or not cfg.get("name"):
+        return None, {}, spec.img_size
+    from cnnlab.models import list_models
 
-    # ---------------------------------------------------------------- the end of the run
+    if cfg["name"] not in list_models():
+        return None, {}, spec.img_size
+    return cfg["name"], dict(_json_safe(cfg.get("model_kwargs") or {})), int(cfg.get("img_size", spec.img_size))
+
+
+def train_one_epoch(run: _Run, epoch: int) -> bool:
+    """Train from the saved position to the end of ``epoch``; True when a stop request interrupted it."""
+    cfg, state, info = run.cfg, run.state, run.info
+    micro_per_epoch = run.micro_per_epoch
+    run.loader.set_epoch(epoch)
+    run.train_model.train()
+    run.progress.start_epoch(epoch, micro_per_epoch, state.micro_step)
+    t0 = time.perf_counter()
+    for micro, batch in enumerate(run.loader.iter_from(state.micro_step), start=state.micro_step):
+        boundary = (micro + 1) % cfg.accum_steps == 0 or micro + 1 == micro_per_epoch
+        sync = run.train_model.no_sync() if info.enabled and not boundary else contextlib.nullcontext()
+        with sync:
+            with run.autocast:
+                out = run.task.step(run.train_model, batch, run.ctx)
+                total = out.loss
+                if cfg.l1 > 0:
+                    total = total + cfg.l1 * l1_penalty(run.optimizer)
+            scaled = total / cfg.accum_steps
+            (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
+        stop_votes, batch_loss = _accumulate_stats(run, out, epoch, micro)
+        if boundary:
+            _optimizer_step(run)
+            state.global_step += 1
+            state.micro_step = micro + 1
+            if state.global_step % cfg.log_every_steps == 0:
+                run.logger.scalar("train/loss", batch_loss, state.global_step)
+                run.logger.scalar("train/lr", run.optimizer.param_groups[0]["lr"], state.global_step)
+            run.callback("on_step_end")
+            if stop_votes > 0:  # Ctrl-C / SIGTERM on any process: save here and leave
+                state.epoch_time += time.perf_counter() - t0
+                run.save("last")
+                return True
+            if (cfg.ckpt_every_steps and state.global_step % cfg.ckpt_every_steps == 0
+                    and state.micro_step < micro_per_epoch):
+                state.epoch_time += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                run.save("last")
+        elapsed = state.epoch_time + time.perf_counter() - t0
+        run.progress.update(micro + 1, state.epoch_loss_sum / max(1, state.epoch_seen),
+                            state.epoch_correct / max(1e-9, state.epoch_score_count),
+                            state.epoch_seen / max(1e-9, elapsed))
+    state.epoch_time += time.perf_counter() - t0
+    return False
+
+
+def _accumulate_stats(run: _Run, out: StepOutput, epoch: int, micro: int) -> tuple[float, float]:
+    """Sum the step's loss, score and named loss parts over processes (this also carries the stop
+    request); stop on a non-finite loss. Returns (processes asking to stop, the batch's mean loss)."""
+    state = run.state
+    dev = out.loss.device
+    parts = out.parts or {}
+    stats = torch.stack([out.loss.detach().float() * out.n, out.score_sum.float(),
+                         torch.tensor(float(out.n), device=dev), torch.tensor(float(out.score_count), device=dev),
+                         torch.tensor(float(run.stop_flag.requested), device=dev),
+                         *[v.float() * out.n for v in parts.values()]])
+    values = D.all_reduce_sum(stats, run.info).tolist()
+    loss_sum, score, count, score_count, stop_votes = values[:5]
+    if not math.isfinite(loss_sum):
+        raise NonFiniteLossError(_nan_message(loss_sum, state, epoch, micro, run.optimizer, state.run_dir))
+    state.epoch_loss_sum += loss_sum
+    state.epoch_correct += score
+    state.epoch_seen += count
+    state.epoch_score_count += score_count
+    for name, v in zip(parts, values[5:], strict=True):
+        state.epoch_parts[name] = state.epoch_parts.get(name, 0.0) + v
+    return stop_votes, loss_sum / max(1.0, count)
+
+
+def _optimizer_step(run: _Run) -> None:
+    """Clip, step (through the fp16 scaler if any), zero the gradients, advance the schedule and EMA."""
+    opt, scaler = run.optimizer, run.scaler
+    if run.cfg.grad_clip > 0:
+        if scaler is not None:
+            scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.net)
+
+
+def evaluate_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """The epoch's history row: training averages, then validation and test metrics."""
+    state, task = run.state, run.task
+    seen = max(1, state.epoch_seen)
+    row: dict[str, Any] = {
+        "epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
+        "train_loss": state.epoch_loss_sum / seen,
+        f"train_{task.train_score}": state.epoch_correct / max(1e-9, state.epoch_score_count),
+        **{f"train_{k}": v / seen for k, v in state.epoch_parts.items()},
+        "epoch_time_s": state.epoch_time, "train_img_per_s": state.epoch_seen / max(1e-9, state.epoch_time)}
+    if run.data.val is not None:
+        row.update(task.columns("val", run.evaluate(run.data.val)))
+    if run.data.test is not None:
+        run.last_test = run.evaluate(run.data.test)
+        row.update(task.columns("test", run.last_test))
+    return row
+
+
+def _end_of_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> bool:
+    """Record the row, keep the best checkpoint, save ``last``, log; True when early stopping fires."""
+    state, cfg = run.state, run.cfg
+    state.history.append(row)
+    state.epoch, state.micro_step = epoch + 1, 0
+    state.epoch_loss_sum = state.epoch_correct = state.epoch_seen = state.epoch_time = 0.0
+    state.epoch_score_count = 0.0
+    state.epoch_parts = {}
+    metric, value, higher = _monitor(cfg, row, run.task)
+    if state.best is None or (value > state.best["value"] if higher else value < state.best["value"]):
+        state.best, state.bad_epochs = {"epoch": epoch + 1, "metric": metric, "value": value}, 0
+        run.save("best")
+    else:
+        state.bad_epochs += 1
+    run.save("last")
+    run.logger.epoch(state.history, state.global_step)
+    run.progress.end_epoch(row)
+    run.callback("on_epoch_end", row)
+    if cfg.early_stop_patience and state.bad_epochs >= cfg.early_stop_patience:
+        run.progress.message(f"early stopping: no {metric} improvement for {state.bad_epochs} epochs "
+                             f"(best {state.best['value']:.4f} at epoch {state.best['epoch']})")
+        return True
+    return False
+
+
+def _finish(run: _Run, *, interrupted: bool, stopped_early: bool) -> FitResult:
+    """Restore the best weights after early stopping, the final (TTA) evaluation, result.json, plots."""
+    cfg, state, info, data = run.cfg, run.state, run.info, run.data
     restored = False
     if stopped_early and cfg.restore_best and state.best and state.best["epoch"] != state.epoch:
         D.barrier(info)
-        best = load_checkpoint(run_dir / "best.safetensors")
-        load_state(net, best.model_state, best.path)
-        if ema is not None:
-            ema.load_state_dict(best.ema_state)
+        best = load_checkpoint(state.run_dir / "best.safetensors")
+        load_state(run.net, best.model_state, best.path)
+        if run.ema is not None:
+            run.ema.load_state_dict(best.ema_state)
         restored = True
     final: dict[str, Any] = {}
-    if not interrupted:
-        eval_kw = dict(batch_size=cfg.eval_batch_size, device=device, amp=cfg.amp,
-                       channels_last=cfg.channels_last, prepare=prepare, num_classes=num_classes)
-        final_data = data.test if data.test is not None else data.val
-        if final_data is not None:
-            if restored or last_test is None or data.test is None:
-                final = evaluate(eval_model, final_data, **eval_kw)
-            else:
-                final = dict(last_test)
-            final["split"] = "test" if data.test is not None else "val"
-            if cfg.tta != "none":
-                tta = evaluate(eval_model, final_data, tta=cfg.tta, **eval_kw)
-                final = {**tta, "split": final["split"], "tta": cfg.tta, "top1_no_tta": final["top1"]}
-    result = FitResult(run_dir=run_dir, model=eval_model, history=state.history, final=final, best=state.best,
-                       stopped_early=stopped_early, interrupted=interrupted, epochs_run=state.epoch)
+    final_data = data.test if data.test is not None else data.val
+    if not interrupted and final_data is not None:
+        if restored or run.last_test is None or data.test is None:
+            final = run.evaluate(final_data)
+        else:
+            final = dict(run.last_test)
+        final["split"] = "test" if data.test is not None else "val"
+        if cfg.tta != "none":
+            tta = run.evaluate(final_data, tta=cfg.tta)
+            final = {**tta, "split": final["split"], "tta": cfg.tta,
+                     f"{run.task.score}_no_tta": final[run.task.score]}
+    result = FitResult(run_dir=state.run_dir, model=run.eval_model, history=state.history, final=final,
+                       best=state.best, stopped_early=stopped_early, interrupted=interrupted,
+                       epochs_run=state.epoch)
     if info.is_main:
-        summary = {**result.summary(), "final_weights": "best" if restored else "last",
+        summary = {**result.summary(), "task": run.task.name, "final_weights": "best" if restored else "last",
                    "checkpoint_step": {"epoch": state.epoch, "micro_step": state.micro_step,
                                        "global_step": state.global_step}}
-        atomic_write(run_dir / "result.json", json.dumps(summary, indent=1).encode())
+        atomic_write(state.run_dir / "result.json", json.dumps(summary, indent=1).encode())
         if cfg.plots and state.history:
-            plot_curves(run_dir / "curves.png", state.history)
-            if final.get("confusion"):
-                plot_confusion(run_dir / "confusion_matrix.png", final["confusion"], list(data.train.classes),
-                               f"{cfg.model if model is None else 'model'} on {final['split']}: "
-                               f"top-1 {100 * final['top1']:.2f}%")
-    for cb in callbacks:
-        getattr(cb, "on_fit_end", lambda s, r: None)(state, result)
+            plot_curves(state.run_dir / "curves.png", state.history, score=run.task.score,
+                        score_label=run.task.score_label, loss_label=run.task.loss_label)
+            if final:
+                run.task.plots(state.run_dir, final, model=run.eval_model, data=final_data, spec=run.spec,
+                               title=f"{run.title} on {final['split']}")
+    run.callback("on_fit_end", result)
     D.barrier(info)
     return result
 
 
-def _monitor(cfg: TrainConfig, row: dict[str, Any]) -> tuple[str, float, bool]:
+def _monitor(cfg: TrainConfig, row: dict[str, Any], task: Task) -> tuple[str, float, bool]:
     """(metric name, value, higher is better) that picks the best epoch: validation if there is a
-    validation split (as early stopping), else test top-1, else training loss."""
-    if row.get("val_top1") is not None:
-        name = cfg.early_stop_metric
-    elif row.get("test_top1") is not None:
-        name = "test_top1"
+    validation split (as early stopping), else the test score, else the training loss."""
+    if row.get("val_loss") is not None:
+        name = f"val_{task.score}" if cfg.early_stop_metric == "auto" else cfg.early_stop_metric
+        if name not in row:
+            scores = ", ".join(k for k in row if k.startswith("val_"))
+            raise ConfigError(f"early_stop_metric={name!r} is not a {task.name} metric; use auto or one of {scores}")
+    elif row.get(f"test_{task.score}") is not None:
+        name = f"test_{task.score}"
     else:
         name = "train_loss"
     return name, row[name], not name.endswith("loss")

@@ -13,15 +13,18 @@ from typing import Any
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
                    "test_loss", "test_top1", "test_top5", "epoch_time_s", "train_img_per_s")
+"""The classification columns; each task names its own (``Task.history_columns``)."""
 
 
 class RunLogger:
     """metrics.csv (rewritten from the history each epoch, so a resume never duplicates rows),
     TensorBoard scalars under ``tb/`` (purged past the resume step), and the plots."""
 
-    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, purge_step: int | None = None):
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, purge_step: int | None = None,
+                 columns: tuple[str, ...] = HISTORY_COLUMNS):
         self.run_dir = run_dir
         self.enabled = enabled
+        self.columns = columns
         self.tb = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -35,13 +38,16 @@ class RunLogger:
     def epoch(self, history: list[dict[str, Any]], step: int) -> None:
         if not self.enabled:
             return
-        write_history_csv(self.run_dir / "metrics.csv", history)
+        write_history_csv(self.run_dir / "metrics.csv", history, self.columns)
         if self.tb is not None:
             row = history[-1]
-            for key in HISTORY_COLUMNS[1:]:
+            for key in self._all_columns(row):
                 if row.get(key) is not None:
                     self.tb.add_scalar(f"epoch/{key}", row[key], step)
             self.tb.flush()
+
+    def _all_columns(self, row: dict[str, Any]) -> list[str]:
+        return [k for k in self.columns[1:]] + [k for k in row if k not in self.columns]
 
     def close(self) -> None:
         if self.tb is not None:
@@ -49,16 +55,19 @@ class RunLogger:
             self.tb = None
 
 
-def write_history_csv(path: Path, history: list[dict[str, Any]]) -> None:
+def write_history_csv(path: Path, history: list[dict[str, Any]], columns: tuple[str, ...] = HISTORY_COLUMNS) -> None:
+    """The history as CSV: ``columns`` first, then any extra keys the rows carry (named loss parts)."""
     import io
 
     from cnnlab._io import atomic_write
 
+    extra = [k for row in history for k in row if k not in columns]
+    names = list(columns) + list(dict.fromkeys(extra))
     buf = io.StringIO(newline="")
-    w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore")
     w.writeheader()
     for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in HISTORY_COLUMNS})
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in names})
     atomic_write(Path(path), buf.getvalue().encode())
 
 
@@ -69,8 +78,9 @@ def _save_figure(fig: Any, path: Path) -> None:
     save_figure(fig, path, dpi=110)
 
 
-def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
-    """Loss and top-1 accuracy per epoch for train/val/test."""
+def plot_curves(path: Path, history: list[dict[str, Any]], score: str = "top1", score_label: str = "top-1 accuracy",
+                loss_label: str = "cross-entropy loss") -> None:
+    """Loss and the task's score (top-1 accuracy, mean IU, ...) per epoch for train/val/test."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,13 +90,14 @@ def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
     for split, style in (("train", "-"), ("val", "--"), ("test", ":")):
         loss = [r.get(f"{split}_loss") for r in history]
-        acc = [r.get(f"{split}_top1") for r in history]
+        acc = [r.get(f"{split}_{score}") for r in history]
         if any(v is not None for v in loss):
             ax_l.plot(epochs, [float("nan") if v is None else v for v in loss], style, marker="o", label=split)
         if any(v is not None for v in acc):
             ax_a.plot(epochs, [float("nan") if v is None else 100 * v for v in acc], style, marker="o", label=split)
-    ax_l.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
-    ax_a.set(xlabel="epoch", ylabel="top-1 accuracy (%)", title="accuracy")
+    label = "top-1 accuracy" if score == "top1" else score_label
+    ax_l.set(xlabel="epoch", ylabel=loss_label, title="loss")
+    ax_a.set(xlabel="epoch", ylabel=f"{label} (%)", title=label)
     from matplotlib.ticker import MaxNLocator
 
     for ax in (ax_l, ax_a):
@@ -132,7 +143,9 @@ class Progress:
     """``bar``: a rich progress bar (epoch, step, img/s, loss, acc, ETA); ``line``: one line per
     epoch (logs, CI); ``none``: silent. ``auto`` picks bar on a terminal, else line."""
 
-    def __init__(self, mode: str, epochs: int, enabled: bool = True):
+    def __init__(self, mode: str, epochs: int, enabled: bool = True, score: str = "top1", score_label: str = "acc",
+                 train_score: str = "top1"):
+        self.score, self.score_label, self.train_score = score, score_label, train_score
         if mode == "auto":
             mode = "bar" if sys.stdout.isatty() else "line"
         self.mode = mode if enabled else "none"
@@ -151,7 +164,8 @@ class Progress:
         if self._progress is None:
             self._progress = RichProgress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}  acc {task.fields[acc]}"),
+                TextColumn("{task.fields[speed]} img/s  loss {task.fields[loss]}  "
+                           f"{self.train_score.replace('top1', 'acc')} " "{task.fields[acc]}"),
                 TimeRemainingColumn(), transient=False)
             self._progress.start()
         self._task = self._progress.add_task("train", total=steps, completed=done,
@@ -163,11 +177,12 @@ class Progress:
                                   acc=f"{100 * acc:.2f}%")
 
     def end_epoch(self, row: dict[str, Any]) -> None:
+        s, label, ts = self.score, self.score_label, self.train_score
         parts = [f"epoch {row['epoch']}/{self.epochs}", f"train loss {row['train_loss']:.4f}",
-                 f"acc {100 * row['train_top1']:.2f}%"]
+                 f"{ts.replace('top1', 'acc')} {100 * row[f'train_{ts}']:.2f}%"]
         for split in ("val", "test"):
-            if row.get(f"{split}_top1") is not None:
-                parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {100 * row[f'{split}_top1']:.2f}%")
+            if row.get(f"{split}_{s}") is not None:
+                parts.append(f"{split} loss {row[f'{split}_loss']:.4f} {label} {100 * row[f'{split}_{s}']:.2f}%")
         parts.append(f"{row['epoch_time_s']:.1f}s ({row['train_img_per_s']:,.0f} img/s)")
         line = " | ".join(parts)
         if self.mode == "bar" and self._progress is not None:

@@ -1,0 +1,170 @@
+"""``cnnlab segment train|eval|predict``: semantic segmentation through the task-generic engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import ConfigError
+
+DEFAULT_MODEL = "fcn8s_resnet18"
+DEFAULT_DATA = "fashion-scenes"
+
+
+def register(sub) -> None:
+    from cnnlab.train.config import add_config_arguments
+
+    p = sub.add_parser("segment", help="semantic segmentation: FCN-32s/16s/8s train, eval, predict",
+                       description="Train, evaluate and apply segmentation models (FCN, Long et al. 2015).")
+    seg = p.add_subparsers(dest="segment_command", required=True, metavar="ACTION")
+
+    t = seg.add_parser("train", help="train a segmentation model (any `cnnlab train` option)",
+                       description=f"Train a segmentation model. Defaults: --model {DEFAULT_MODEL} "
+                                   f"--data {DEFAULT_DATA}; every `cnnlab train` option applies.")
+    t.add_argument("--recipe", help="start from a named recipe (e.g. scenes-fcn8s)")
+    t.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    t.add_argument("--quiet", action="store_true", help="one line per epoch (logs, CI)")
+    t.add_argument("--json", action="store_true", help="print the final result as JSON")
+    add_config_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+    e = seg.add_parser("eval", help="pixel accuracy, mean accuracy, mean IU, frequency-weighted IU, per-class IU")
+    e.add_argument("--checkpoint", required=True, help="checkpoint file or run directory (its best)")
+    e.add_argument("--data", help="dataset (default: the one the model was trained on)")
+    e.add_argument("--data-dir", help="dataset directory")
+    e.add_argument("--split", default="test", help="which split [test]")
+    e.add_argument("--tta", default="none", choices=("none", "flip"), help="average with the mirrored image")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    q = seg.add_parser("predict", help="segment image files; writes colour overlays (PNG)")
+    q.add_argument("--checkpoint", required=True, help="checkpoint file or run directory (its best)")
+    q.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    q.add_argument("--out", default="segment-predictions", help="folder for the overlay PNGs")
+    q.add_argument("--json", action="store_true", help="print per-image class fractions as JSON")
+    q.set_defaults(func=cmd_predict)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.train.commands import cmd_train as train
+
+    if not args.resume:  # the segmentation defaults, below any --recipe/--config/flags the user gave
+        args.task = args.task or "segmentation"
+        if not args.recipe and not args.config_file:
+            args.model = args.model or DEFAULT_MODEL
+            args.data = args.data or DEFAULT_DATA
+    if args.task not in (None, "segmentation"):
+        raise ConfigError(f"cnnlab segment trains task=segmentation, not {args.task!r}")
+    return train(args)
+
+
+def _load(checkpoint: str, device: str = "cpu"):
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.engine import resolve_device
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.meta.get("task") != "segmentation":
+        raise ConfigError(f"{ckpt.path} is a {ckpt.meta.get('task', 'classification')} checkpoint; "
+                          "use `cnnlab eval`/`cnnlab predict` for it")
+    dev = resolve_device(device)
+    return ckpt, ckpt.build_model().to(dev), dev
+
+
+def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: str | None = None,
+                        split: str = "test", tta: str = "none", batch_size: int = 32,
+                        device: str = "auto") -> dict[str, Any]:
+    """The FCN metrics of a segmentation checkpoint on a split of its (or another) dataset."""
+    from cnnlab.data import load_dataset
+    from cnnlab.segmentation.task import SegmentationTask
+    from cnnlab.train.task import DataSpec
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    ckpt, model, dev = _load(checkpoint, device)
+    m = ckpt.meta
+    name = data or m.get("data")
+    ds = load_dataset(name, split=split, data_dir=data_dir or ckpt.config.data_dir)
+    if ds.num_classes != m["num_classes"] or ds.image_shape[0] != m["in_chans"]:
+        raise ConfigError(f"{name} ({ds.num_classes} classes, {ds.image_shape[0]} channels) does not match the "
+                          f"checkpoint ({m['num_classes']} classes, {m['in_chans']} channels)")
+    ds.mean, ds.std = tuple(m["mean"]), tuple(m["std"])  # normalise exactly as in training
+    spec = DataSpec(num_classes=m["num_classes"], in_chans=m["in_chans"], img_size=m["img_size"],
+                    data_size=tuple(ds.image_shape[1:]), classes=list(m["classes"]), mean=m["mean"], std=m["std"])
+    metrics = SegmentationTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
+                                          channels_last=False, tta=tta)
+    return {"checkpoint": str(ckpt.path), "data": name, "split": split, "tta": tta, "classes": spec.classes,
+            **metrics}
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    r = evaluate_checkpoint(args.checkpoint, data=args.data, data_dir=args.data_dir, split=args.split,
+                            tta=args.tta, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):")
+    print(f"  pixel acc {100 * r['pixel_acc']:.2f}%  mean acc {100 * r['mean_acc']:.2f}%  "
+          f"mean IU {r['mean_iu']:.4f}  f.w. IU {r['fw_iu']:.4f}  loss {r['loss']:.4f}")
+    width = max(len(c) for c in r["classes"])
+    for name, iou in zip(r["classes"], r["iou_per_class"]):
+        print(f"  {name:<{width}}  IU {'   n/a' if iou is None else f'{iou:.4f}'}")
+    return 0
+
+
+def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Path | None = None,
+                   device: str = "auto") -> list[dict[str, Any]]:
+    """Segment image files with a checkpoint: the label map and per-class pixel fractions of each;
+    with ``out_dir``, an overlay PNG per image (image | prediction)."""
+    import torch
+
+    from cnnlab.predict import load_image
+    from cnnlab.segmentation.render import save_overlays
+    from cnnlab.segmentation.task import _resize_batch, predict_logits
+
+    ckpt, model, dev = _load(checkpoint, device)
+    m = ckpt.meta
+    size, classes = m["img_size"], list(m["classes"])
+    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
+    results = []
+    for path in images:
+        img = load_image(path).convert("L" if m["in_chans"] == 1 else "RGB")
+        u8 = torch.from_numpy(__import__("numpy").asarray(img).copy())
+        u8 = u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
+        x = (u8[None].float() / 255 - mean) / std
+        x, _ = _resize_batch(x, None, size)
+        with torch.inference_mode():
+            label = predict_logits(model, x.to(dev)).argmax(1).cpu()
+        counts = torch.bincount(label.flatten(), minlength=len(classes)).double() / label.numel()
+        entry = {"image": str(path), "size": [size, size],
+                 "fractions": {c: round(float(f), 4) for c, f in zip(classes, counts) if f > 0}}
+        if out_dir is not None:
+            out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
+            shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
+                                                    align_corners=False).round().clamp(0, 255).to(torch.uint8)
+            save_overlays(out, shown, None, label, classes, title=Path(path).name)
+            entry["overlay"] = str(out)
+        entry["labels"] = label[0]
+        results.append(entry)
+    return results
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    results = segment_images(args.checkpoint, args.images, out_dir=out)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if k != "labels"} for r in results], indent=1))
+        return 0
+    for r in results:
+        top = sorted(r["fractions"].items(), key=lambda kv: -kv[1])[:4]
+        print(f"{r['image']}: " + ", ".join(f"{c} {100 * f:.1f}%" for c, f in top) + f"  -> {r['overlay']}")
+    return 0

@@ -1,0 +1,158 @@
+"""Semantic segmentation as a :class:`~cnnlab.train.task.Task`: per-pixel cross-entropy, FCN metrics.
+
+Loss: the per-pixel softmax cross-entropy of FCN (Long, Shelhamer & Darrell 2015, §3), averaged over
+labelled pixels (mask value 255 = ignore, as in PASCAL VOC's object boundaries). Metrics: one
+confusion matrix over the whole split, then pixel accuracy, mean accuracy, mean IU and
+frequency-weighted IU (FCN §5) -- :class:`~cnnlab.segmentation.metrics.SegmentationMeter`. The
+best epoch is picked by mean IU; the training display shows pixel accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.train.task import DataSpec, StepContext, StepOutput, Task, add_input_noise, register_task, sum_losses
+
+IGNORE_INDEX = 255
+
+
+def _resize_batch(x: torch.Tensor, mask: torch.Tensor | None, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Image bilinear, mask nearest (labels must not be interpolated) to ``size x size``."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x, mask
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if mask is not None:
+        mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return x, mask
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Per-pixel class probabilities ``[B, K, H, W]``, averaged with the mirrored view for ``tta="flip"``."""
+    probs = F.softmax(model(x).float(), dim=1)
+    if tta == "flip":
+        probs = (probs + F.softmax(model(x.flip(-1)).float(), dim=1).flip(-1)) / 2
+    return probs
+
+
+class SegmentationTask(Task):
+    """Image -> a class per pixel (background 0). Data: a DenseDataset with masks (Fashion-MNIST
+    scenes, a VOC-style folder); models: the registry's segmentation models (FCN-32s/16s/8s)."""
+
+    name = "segmentation"
+    score = "mean_iu"
+    score_label = "mean IU"
+    train_score = "pixel_acc"
+    loss_label = "per-pixel cross-entropy"
+    tta_modes = ("none", "flip")
+
+    def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
+        train, val, test = super().load_data(cfg, train, val, test)
+        for split, ds in (("train", train), ("val", val), ("test", test)):
+            if ds is not None and not getattr(ds, "has_masks", False):
+                raise DataError(f"{cfg.data} ({split}) has no segmentation masks; use fashion-scenes, "
+                                "voc:DIR or another dataset with per-pixel masks")
+        return train, val, test
+
+    def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
+        from cnnlab.models import get_model_info, list_models
+
+        info = get_model_info(cfg.model)
+        if getattr(info, "task", "classification") != "segmentation":
+            options = ", ".join(list_models(task="segmentation"))
+            raise ConfigError(f"model {cfg.model} is a classifier; segmentation needs one of {options}")
+        return super().build_model(cfg, spec)
+
+    def expected_output(self, spec: DataSpec, batch: int) -> tuple[int, ...]:
+        return (batch, spec.num_classes, spec.img_size, spec.img_size)
+
+    def criterion(self, cfg, weighted: bool):
+        return nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX, label_smoothing=cfg.label_smoothing,
+                                   reduction="none" if weighted else "mean")
+
+    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
+               return_indices: bool):
+        from cnnlab.data.dense import build_dense_loader
+
+        return build_dense_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
+                                  augment=None if cfg.augment == "none" else cfg.augment, seed=cfg.seed,
+                                  device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last)
+
+    def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
+        x, target = batch
+        x, mask = _resize_batch(x, target["mask"], ctx.spec.img_size)
+        x = add_input_noise(x, ctx.cfg.input_noise)
+        logits = model(x)
+        loss = ctx.criterion(logits, mask)
+        if ctx.sample_weights is not None:  # per-image weights: mean over each image's labelled pixels
+            valid = (mask != IGNORE_INDEX).flatten(1).sum(1).clamp_min(1)
+            per_image = loss.flatten(1).sum(1) / valid
+            loss = (per_image * ctx.sample_weights[target["index"].to(ctx.sample_weights.device)]).mean()
+        loss, parts = sum_losses(loss)
+        valid = mask != IGNORE_INDEX
+        correct = ((logits.detach().argmax(1) == mask) & valid).sum().float()
+        return StepOutput(loss=loss, n=x.shape[0], score_sum=correct, score_count=float(valid.sum()),
+                          parts=parts or None)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, data: Any, spec: DataSpec, *, batch_size: int, device: torch.device,
+                 amp: str, channels_last: bool, tta: str = "none") -> dict[str, Any]:
+        """FCN §5 metrics over the whole split; sharded across processes under DDP like classification."""
+        from cnnlab.data.dense import build_dense_loader
+        from cnnlab.segmentation.metrics import SegmentationMeter
+        from cnnlab.train.task import autocast_for
+
+        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if dist_on:
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            data = data.subset(torch.arange(rank, len(data), world))
+        meter = SegmentationMeter(spec.num_classes, ignore_index=IGNORE_INDEX, device=device, sync=dist_on)
+        loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
+                                    channels_last=channels_last)
+        was_training = model.training
+        model.eval()
+        try:
+            for x, target in loader:
+                mask = target["mask"]
+                x, _ = _resize_batch(x, None, spec.img_size)
+                with autocast_for(torch.device(device), amp):
+                    probs = predict_logits(model, x, tta)
+                if probs.shape[-2:] != mask.shape[-2:]:  # score at the data's resolution
+                    probs = F.interpolate(probs, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+                loss_sum = F.nll_loss(probs.clamp_min(1e-12).log(), mask, ignore_index=IGNORE_INDEX,
+                                      reduction="sum")
+                meter.update(probs, mask, loss_sum)
+        finally:
+            model.train(was_training)
+        return meter.compute()
+
+    def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {f"{prefix}_{k}": metrics[k] for k in ("loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+
+    def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
+              title: str) -> None:
+        """Colour overlays of the first test images (image | ground truth | prediction)."""
+        from cnnlab.segmentation.render import save_overlays
+
+        n = min(6, len(data))
+        images = data.images[:n]
+        x = (images.float() / 255 - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            xr, _ = _resize_batch(x.to(device), None, spec.img_size)
+            pred = predict_logits(model, xr).argmax(1).cpu()
+        model.train(was_training)
+        if pred.shape[-2:] != images.shape[-2:]:
+            pred = F.interpolate(pred[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()
+        save_overlays(run_dir / "predictions.png", images, data.masks[:n], pred, spec.classes,
+                      title=f"{title}: mean IU {final['mean_iu']:.3f}")
+
+
+register_task("segmentation", SegmentationTask)

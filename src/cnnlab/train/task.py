@@ -1,0 +1,338 @@
+"""Tasks: everything that differs between classification, segmentation and detection, in one object.
+
+The engine (:mod:`cnnlab.train.engine`) owns optimisation, exact resume, DDP, progress, TensorBoard,
+CSV and checkpoints; a :class:`Task` owns the data, the batch -> loss step, the metrics and what a
+checkpoint must remember (timm's ``TrainingTask``; torchvision's ``references/`` keep the same split
+between the loop and each task's criterion/evaluator). A new task (detection) is a new subclass;
+the loop does not change.
+
+What a task provides (``ctx`` is the engine's :class:`StepContext`):
+
+==========================  ====================================================================
+``load_data(cfg, ...)``     the train/val/test datasets (registry names, user folders, given sets)
+``spec(train, cfg)``        :class:`DataSpec`: classes, channels, input size, normalisation
+``build_model(cfg, spec)``  the registry model for ``cfg.model``
+``check_model(...)``        one tiny forward so an impossible input size is one clear error
+``loader(dataset, ...)``    a resumable, shardable batch loader (``set_epoch``, ``iter_from``)
+``step(model, batch, ctx)`` -> :class:`StepOutput`: the loss to back-propagate (optionally a dict of
+                            named parts, summed), and a running score for the progress display
+``evaluate(model, data)``   the metrics dict over a whole split (``"loss"`` and ``score`` included)
+``columns(prefix, m)``      the history/CSV columns of one evaluation
+``plots(...)``              pictures at the end of a run (confusion matrix, overlays)
+==========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ConfigError
+from cnnlab.models._base import AuxOutputs
+
+TASKS = ("classification", "segmentation")
+
+
+@dataclass
+class DataSpec:
+    """What the model and the checkpoint need to know about the data."""
+
+    num_classes: int
+    in_chans: int
+    img_size: int  # the model's input size (the data is resized to it when they differ)
+    data_size: tuple[int, int]  # the data's own (H, W)
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass
+class StepContext:
+    """What a training step may need besides the batch: the criterion, boosting weights, options."""
+
+    cfg: Any  # TrainConfig
+    spec: DataSpec
+    criterion: Callable[..., torch.Tensor]
+    sample_weights: torch.Tensor | None = None  # one weight per training sample, mean 1
+
+
+@dataclass
+class StepOutput:
+    """One micro-batch: ``loss`` is back-propagated; ``parts`` are named, detached loss components
+    (batch means) for the logs; ``score_sum / score_count`` is the running training score."""
+
+    loss: torch.Tensor
+    n: int  # images in the batch
+    score_sum: torch.Tensor
+    score_count: float
+    parts: dict[str, torch.Tensor] | None = None
+
+
+def sum_losses(losses: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A loss or a dict of named losses (detection: ``{"rpn_box": …, "cls": …}``) -> (total, parts)."""
+    if isinstance(losses, dict):
+        if not losses:
+            raise ValueError("empty loss dict")
+        total = sum(losses.values())
+        return total, {k: v.detach() for k, v in losses.items()}
+    return losses, {}
+
+
+def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize to ``size x size`` when the data's size differs from the model's input size."""
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+def add_input_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Input-noise injection (Bishop 1995: training with noise ~ Tikhonov regularisation)."""
+    return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+
+def autocast_for(device: torch.device, amp: str):
+    if amp == "off" or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+class Task:
+    """Base class: the registry model, the standard datasets and a one-forward input check."""
+
+    name = "task"
+    score = "score"  # the evaluation metric that picks the best epoch (val_/test_ columns)
+    score_label = "score"
+    train_score = "score"  # the running training score of StepOutput (train_ column, progress)
+    loss_label = "loss"
+    tta_modes: tuple[str, ...] = ("none",)
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
+        """Datasets from ``cfg.data`` unless given; a seeded subset and validation split on request."""
+        from cnnlab.data import load_dataset
+
+        if train is None:
+            train = load_dataset(cfg.data, split="train", data_dir=cfg.data_dir)
+            if test is None and cfg.eval_test:
+                test = load_dataset(cfg.data, split="test", data_dir=cfg.data_dir)
+        if cfg.train_subset and cfg.train_subset < len(train):
+            g = torch.Generator().manual_seed(cfg.seed)
+            train = train.subset(torch.randperm(len(train), generator=g)[: cfg.train_subset].sort().values)
+        if val is None and cfg.val_fraction > 0:
+            train, val = self.split_val(train, cfg)
+        if not cfg.eval_test:
+            test = None
+        if len(train) == 0:
+            raise ConfigError("the training set is empty")
+        return train, val, test
+
+    def split_val(self, train: Any, cfg) -> tuple[Any, Any]:
+        n_val = max(1, round(len(train) * cfg.val_fraction))
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed))
+        return train.subset(perm[n_val:].sort().values), train.subset(perm[:n_val].sort().values)
+
+    def spec(self, train: Any, cfg) -> DataSpec:
+        c, h, w = train.image_shape
+        return DataSpec(num_classes=train.num_classes, in_chans=c, img_size=cfg.img_size or h, data_size=(h, w),
+                        classes=list(train.classes), mean=list(train.mean), std=list(train.std))
+
+    # ----------------------------------------------------------------- model
+    def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
+        """The registry model ``cfg.model`` for this data -> (module, registry name, builder kwargs)."""
+        from cnnlab.models import create_model
+
+        kwargs = dict(cfg.model_kwargs)
+        try:
+            model = create_model(cfg.model, num_classes=spec.num_classes, in_chans=spec.in_chans,
+                                 img_size=spec.img_size, **kwargs)
+        except TypeError as e:
+            raise ConfigError(f"model {cfg.model} does not accept the options {sorted(kwargs)} ({e})") from None
+        return model, cfg.model, kwargs
+
+    def expected_output(self, spec: DataSpec, batch: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def check_model(self, model: nn.Module, spec: DataSpec, device: torch.device, name: str) -> None:
+        """One tiny forward pass so that an input size the model cannot take is one clear error."""
+        shape = (spec.in_chans, spec.img_size, spec.img_size)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros(2, *shape, device=device))
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ConfigError(f"model {name} cannot take {shape[0]}x{shape[1]}x{shape[2]} inputs ({first})") from None
+        finally:
+            model.train(was_training)
+        out = out.logits if isinstance(out, AuxOutputs) else out
+        want = self.expected_output(spec, 2)
+        if tuple(out.shape) != want:
+            raise ConfigError(f"model {name} outputs shape {tuple(out.shape)}, expected {want} for the "
+                              f"{self.name} task")
+
+    # ------------------------------------------------------------ the step
+    def criterion(self, cfg, weighted: bool) -> Callable[..., torch.Tensor]:
+        raise NotImplementedError
+
+    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
+               return_indices: bool):
+        raise NotImplementedError
+
+    def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, model: nn.Module, data: Any, spec: DataSpec, *, batch_size: int, device: torch.device,
+                 amp: str, channels_last: bool, tta: str = "none") -> dict[str, Any]:
+        raise NotImplementedError
+
+    def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {f"{prefix}_loss": metrics["loss"], f"{prefix}_{self.score}": metrics[self.score]}
+
+    def history_columns(self) -> tuple[str, ...]:
+        cols = ["epoch", "lr", "train_loss", f"train_{self.train_score}"]
+        for split in ("val", "test"):
+            cols += list(self.columns(split, _Everything()))
+        return (*cols, "epoch_time_s", "train_img_per_s")
+
+    def meta(self, spec: DataSpec) -> dict[str, Any]:
+        """What a checkpoint must remember to rebuild, evaluate and predict."""
+        return {"task": self.name, "num_classes": spec.num_classes, "in_chans": spec.in_chans,
+                "img_size": spec.img_size, "classes": list(spec.classes), "mean": list(spec.mean),
+                "std": list(spec.std)}
+
+    def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
+              title: str) -> None:
+        """Task-specific pictures at the end of a run (the curves are drawn by the engine)."""
+
+
+class _Everything(dict):
+    """A metrics stand-in whose every key exists: lets ``columns`` list its column names."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+# ============================================================================ classification
+def compute_loss(output: Any, target: torch.Tensor, criterion: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits). With auxiliary heads (GoogLeNet/Inception training mode):
+    loss = CE(logits) + aux_weight * sum CE(aux_i)  (Szegedy et al. 2015, §5)."""
+    if isinstance(output, AuxOutputs):
+        loss = criterion(output.logits, target)
+        for aux in output.aux:
+            loss = loss + output.aux_weight * criterion(aux, target)
+        return loss, output.logits
+    return criterion(output, target), output
+
+
+class ClassificationTask(Task):
+    """Image -> one of K classes: cross-entropy (label smoothing, auxiliary heads, sample weights),
+    top-1/top-5, per-class accuracy and the confusion matrix, flip/crop TTA."""
+
+    name = "classification"
+    score = "top1"
+    score_label = "acc"
+    train_score = "top1"
+    loss_label = "cross-entropy loss"
+    tta_modes = ("none", "flip", "crop", "flip,crop")
+
+    def split_val(self, train: Any, cfg) -> tuple[Any, Any]:
+        from cnnlab.data import stratified_split
+
+        return stratified_split(train, val_fraction=cfg.val_fraction, seed=cfg.seed)
+
+    def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
+        """``batch_norm`` on/off: families with ``NAME``/``NAME_bn`` twins (VGG) switch variant; other
+        builders receive ``batch_norm=`` as a keyword, and those without the switch say so."""
+        from cnnlab.models import create_model, list_models
+
+        kwargs = dict(cfg.model_kwargs)
+        name = cfg.model
+        if cfg.batch_norm is not None:
+            registered = set(list_models())
+            if cfg.batch_norm and f"{name}_bn" in registered:
+                name = f"{name}_bn"
+            elif not cfg.batch_norm and name.endswith("_bn") and name[:-3] in registered:
+                name = name[:-3]
+            elif not (cfg.batch_norm and name.endswith("_bn")):
+                kwargs["batch_norm"] = cfg.batch_norm
+        try:
+            model = create_model(name, num_classes=spec.num_classes, in_chans=spec.in_chans,
+                                 img_size=spec.img_size, **kwargs)
+        except TypeError as e:
+            text = str(e)
+            if "unexpected keyword" in text or "multiple values" in text:
+                bad = text.split("'")[-2] if "'" in text else "?"
+                hint = " (batch_norm on/off exists only for families that allow it)" if bad == "batch_norm" else ""
+                raise ConfigError(f"model {cfg.model} does not accept the option {bad!r}{hint}") from None
+            raise
+        return model, name, kwargs
+
+    def expected_output(self, spec: DataSpec, batch: int) -> tuple[int, ...]:
+        return (batch, spec.num_classes)
+
+    def criterion(self, cfg, weighted: bool) -> Callable[..., torch.Tensor]:
+        return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing, reduction="none" if weighted else "mean")
+
+    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
+               return_indices: bool):
+        from cnnlab.data import build_loader
+
+        return build_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False, augment=cfg.augment,
+                            seed=cfg.seed, device=device, rank=rank, world_size=world_size,
+                            channels_last=cfg.channels_last, return_indices=return_indices)
+
+    def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
+        x, y = batch[0], batch[1]
+        x = add_input_noise(resize_input(x, ctx.spec.img_size), ctx.cfg.input_noise)
+        loss, logits = compute_loss(model(x), y, ctx.criterion)
+        if ctx.sample_weights is not None:
+            loss = (loss * ctx.sample_weights[batch[2].to(ctx.sample_weights.device)]).mean()
+        loss, parts = sum_losses(loss)
+        return StepOutput(loss=loss, n=y.shape[0], score_sum=(logits.argmax(1) == y).sum().float(),
+                          score_count=float(y.shape[0]), parts=parts or None)
+
+    def evaluate(self, model: nn.Module, data: Any, spec: DataSpec, *, batch_size: int, device: torch.device,
+                 amp: str, channels_last: bool, tta: str = "none") -> dict[str, Any]:
+        from cnnlab.train.metrics import evaluate
+
+        return evaluate(model, data, batch_size=batch_size, device=device, amp=amp, channels_last=channels_last,
+                        prepare=lambda x: resize_input(x, spec.img_size), num_classes=spec.num_classes, tta=tta)
+
+    def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {f"{prefix}_loss": metrics["loss"], f"{prefix}_top1": metrics["top1"],
+                f"{prefix}_top5": metrics["top5"]}
+
+    def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
+              title: str) -> None:
+        from cnnlab.train.runlog import plot_confusion
+
+        if final.get("confusion"):
+            plot_confusion(run_dir / "confusion_matrix.png", final["confusion"], spec.classes,
+                           f"{title}: top-1 {100 * final['top1']:.2f}%")
+
+
+_TASKS: dict[str, Callable[[], Task]] = {"classification": ClassificationTask}
+
+
+def register_task(name: str, factory: Callable[[], Task]) -> None:
+    """Make ``TrainConfig(task=name)`` build ``factory()`` (segmentation and detection register here)."""
+    _TASKS[name] = factory
+
+
+def get_task(name: str) -> Task:
+    """The task object for ``TrainConfig.task``."""
+    if name == "segmentation" and name not in _TASKS:
+        import cnnlab.segmentation.task  # noqa: F401 - registers itself
+    try:
+        return _TASKS[name]()
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; use one of {', '.join(TASKS)}") from None
