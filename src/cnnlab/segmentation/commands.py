@@ -121,9 +121,9 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
     """Segment image files with a checkpoint: the label map and per-class pixel fractions of each;
     with ``out_dir``, an overlay PNG per image (image | prediction)."""
     import torch
+    from cnnlab.segmentation.render import save_overlays
 
     from cnnlab.predict import load_image
-    from cnnlab.segmentation.render import save_overlays
     from cnnlab.segmentation.task import _resize_batch, predict_logits
 
     ckpt, model, dev = _load(checkpoint, device)

@@ -17,7 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.train.task import DataSpec, StepContext, StepOutput, Task, add_input_noise, register_task, sum_losses
+from cnnlab.train.task import (
+    DataSpec,
+    StepContext,
+    StepOutput,
+    Task,
+    add_input_noise,
+    register_task,
+    sum_losses,
+)
 
 IGNORE_INDEX = 255
 
@@ -105,6 +113,7 @@ class SegmentationTask(Task):
         """FCN §5 metrics over the whole split; sharded across processes under DDP like classification."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.segmentation.metrics import SegmentationMeter
+
         from cnnlab.train.task import autocast_for
 
         dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
