@@ -27,6 +27,7 @@ training scenes with the same settings (a chunk of their own, so any ``n`` of ei
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -36,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cnnlab.data.dense import DenseDataset
 from cnnlab.errors import ConfigError, DataError
@@ -97,7 +97,13 @@ def _split_code(split: str) -> int:
     return {"train": 0, "test": 1}[split]
 
 
-def _load_items(split: str, data_dir, download: bool):
+def _load_items(split: str, data_dir, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST ``split`` as (uint8 ``[M, 28, 28]``, labels), read once per process (the files are fixed)."""
+    return _read_items(split, None if data_dir is None else str(Path(data_dir).expanduser()), download)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_items(split: str, data_dir: str | None, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     from cnnlab.data.datasets import load_dataset
 
     try:
@@ -109,26 +115,39 @@ def _load_items(split: str, data_dir, download: bool):
     return ds.images[:, 0], ds.labels
 
 
+@functools.lru_cache(maxsize=256)
+def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``A [n_out, n_in]`` with ``A @ x @ A.T`` = bilinear resize with half-pixel centres and, when shrinking, a
+    triangle filter widened by the scale (PIL's and ``F.interpolate(..., antialias=True)``'s weights)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centre = (np.arange(n_out) + 0.5) * scale  # output pixel centres in input coordinates
+    j = np.arange(n_in) + 0.5  # input pixel centres
+    w = np.clip(1.0 - np.abs(j[None, :] - centre[:, None]) / support, 0.0, None)
+    return (w / w.sum(1, keepdims=True)).astype(np.float32)
+
+
 def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneConfig, split: str, chunk: int,
                     m: int) -> dict[str, np.ndarray]:
     """``m`` scenes of chunk ``chunk``: every random draw comes from this chunk's own generator."""
     from cnnlab.data.loader import mix_seed
 
     rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk))
+    items_np = items.numpy()
     S, J, thr = cfg.size, cfg.max_items, cfg.threshold
-    count = rng.integers(cfg.min_items, J + 1, m)
-    src = rng.integers(0, items.shape[0], (m, J))
-    side = np.rint(ITEM * rng.uniform(cfg.scale[0], cfg.scale[1], (m, J))).astype(np.int64)
-    u = rng.random((m, J, _TRIES, 2))
+    # draws are made for a full chunk and cut to m, so scene i is the same whatever n is
+    count = rng.integers(cfg.min_items, J + 1, CHUNK)[:m]
+    src = rng.integers(0, items.shape[0], (CHUNK, J))[:m]
+    side = np.rint(ITEM * rng.uniform(cfg.scale[0], cfg.scale[1], (CHUNK, J))).astype(np.int64)[:m]
+    u = rng.random((CHUNK, J, _TRIES, 2))[:m]
     # resize every item of the chunk, grouped by side length (one interpolate per distinct size)
     patches: list[list[np.ndarray | None]] = [[None] * J for _ in range(m)]
     content = np.zeros((m, J, 4), np.int64)  # tight box of pixels > threshold, in patch coordinates
     has = np.zeros((m, J), bool)
     for s in np.unique(side):
         ii, jj = np.nonzero(side == s)
-        img = F.interpolate(items[src[ii, jj]][:, None].float(), size=(int(s), int(s)), mode="bilinear",
-                            antialias=True, align_corners=False)[:, 0]
-        img = img.round_().clamp_(0, 255).to(torch.uint8).numpy()
+        a = resize_matrix(ITEM, int(s))
+        img = np.clip(np.rint(a @ items_np[src[ii, jj]].astype(np.float32) @ a.T), 0, 255).astype(np.uint8)
         on = img > thr
         rows, cols = on.any(2), on.any(1)
         has[ii, jj] = rows.any(1)
@@ -165,15 +184,14 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
     mask = np.zeros((m, S, S), np.uint8)
     inst = np.zeros((m, S, S), np.uint8)
     if cfg.clutter:
-        n_c = m * cfg.clutter
-        csrc = rng.integers(0, items.shape[0], n_c)
-        csize = rng.integers(6, 15, (n_c, 2))
-        coff = np.floor(rng.random((n_c, 2)) * (ITEM - csize + 1)).astype(np.int64)
-        cpos = np.floor(rng.random((n_c, 2)) * (S - csize + 1)).astype(np.int64)
-        src_u8 = items.numpy()
+        n_c, full = m * cfg.clutter, CHUNK * cfg.clutter
+        csrc = rng.integers(0, items.shape[0], full)[:n_c]
+        csize = rng.integers(6, 15, (full, 2))[:n_c]
+        coff = np.floor(rng.random((full, 2))[:n_c] * (ITEM - csize + 1)).astype(np.int64)
+        cpos = np.floor(rng.random((full, 2))[:n_c] * (S - csize + 1)).astype(np.int64)
         for t in range(n_c):
             (h, w), (oy, ox), (py, px) = csize[t], coff[t], cpos[t]
-            frag = src_u8[csrc[t], oy:oy + h, ox:ox + w]
+            frag = items_np[csrc[t], oy:oy + h, ox:ox + w]
             region = canvas[t // cfg.clutter, py:py + h, px:px + w]
             np.maximum(region, frag, out=region)
     labels1 = (item_labels[torch.from_numpy(src)] + 1).numpy()  # class 1..10 of every slot
@@ -187,7 +205,8 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
         mask[i, y:y + s, x:x + s][on] = labels1[i, j]
         inst[i, y:y + s, x:x + s][on] = j + 1
     if cfg.noise:
-        noisy = canvas + rng.normal(0.0, 255.0 * cfg.noise, canvas.shape)
+        noise_rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk, 1))  # own stream
+        noisy = canvas + noise_rng.normal(0.0, 255.0 * cfg.noise, canvas.shape)
         canvas = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     # tight boxes of the visible pixels (inside each item's own square: pixels it still owns on top)
     vis_box = np.zeros((m, J, 4), np.float32)
@@ -206,20 +225,17 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
             "source": src.reshape(-1)[keep].astype(np.int64), "placed": boxes.reshape(-1, 4)[keep].astype(np.float32)}
 
 
-def generate_scenes(split: str, n: int, cfg: SceneConfig, data_dir=None, download: bool = False) -> dict:
-    """The raw arrays of ``n`` scenes (see :func:`make_scenes`; no caching)."""
-    items, labels = _load_items(split, data_dir, download)
-    parts = [_generate_chunk(items, labels, cfg, split, c, min(CHUNK, n - c * CHUNK))
-             for c in range((n + CHUNK - 1) // CHUNK)]
+def generate_scenes(split: str, n: int, cfg: SceneConfig, items: tuple[torch.Tensor, torch.Tensor]) -> dict:
+    """The raw arrays of ``n`` scenes from ``items`` = (uint8 ``[M, 28, 28]``, labels) (no caching)."""
+    parts = [_generate_chunk(*items, cfg, split, c, min(CHUNK, n - c * CHUNK)) for c in range((n + CHUNK - 1) // CHUNK)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _stats(cfg: SceneConfig, data_dir, download: bool):
+def _stats(cfg: SceneConfig, train_items: tuple[torch.Tensor, torch.Tensor]):
     """Mean/std of :data:`STATS_SCENES` training scenes drawn for the purpose (the same for both splits)."""
     from cnnlab.data.datasets import channel_stats
 
-    items, labels = _load_items("train", data_dir, download)
-    images = _generate_chunk(items, labels, cfg, "train", _STATS_CHUNK, STATS_SCENES)["images"]
+    images = _generate_chunk(*train_items, cfg, "train", _STATS_CHUNK, STATS_SCENES)["images"]
     return channel_stats(torch.from_numpy(images))
 
 
@@ -279,8 +295,9 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
                                                     "seconds": time.perf_counter() - t0})
         except (SafetensorError, OSError, ValueError, KeyError) as e:
             warnings.warn(f"{path}: unreadable scene cache ({e}); generating it again", UserWarning, stacklevel=2)
-    arrays = generate_scenes(split, n, cfg, data_dir, download)
-    mean, std = _stats(cfg, data_dir, download)
+    items = _load_items(split, data_dir, download)
+    arrays = generate_scenes(split, n, cfg, items)
+    mean, std = _stats(cfg, items if split == "train" else _load_items("train", data_dir, download))
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
     if cache:
         header = {"settings": json.dumps(meta["settings"]), "classes": json.dumps(scene_classes()),
