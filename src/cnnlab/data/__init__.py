@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST and friends, in-memory batching, batched augmentation, image folders, splits.
+"""Datasets: Fashion-MNIST and friends, in-memory batching, batched augmentation, image folders, splits,
+and dense (segmentation/detection) data: Fashion-MNIST scenes, VOC and COCO folders, ``DenseLoader``.
 
 ```python
 from cnnlab.data import load_dataset, stratified_split, BatchAugment, InMemoryLoader
@@ -24,6 +25,7 @@ from cnnlab.data.datasets import (
     make_synthetic,
     read_idx,
 )
+from cnnlab.data.dense import DenseAugment, DenseDataset, DenseLoader, build_dense_loader, random_split
 from cnnlab.data.download import download_file, extract_archive, verify_checksum
 from cnnlab.data.folder import FolderDataset
 from cnnlab.data.loader import (
@@ -34,6 +36,7 @@ from cnnlab.data.loader import (
     mix_seed,
     shard_indices,
 )
+from cnnlab.data.scenes import make_scenes
 from cnnlab.data.splits import bootstrap_indices, kfold_indices, stratified_split, stratified_split_indices
 
 __all__ = [
@@ -41,5 +44,6 @@ __all__ = [
     "FolderLoader", "InMemoryLoader", "bootstrap_indices", "build_loader", "channel_stats", "default_data_dir",
     "download_file", "epoch_permutation", "extract_archive", "kfold_indices", "list_datasets", "load_dataset",
     "make_synthetic", "mix_seed", "read_idx", "shard_indices", "stratified_split", "stratified_split_indices",
-    "verify_checksum",
+    "verify_checksum", "DenseAugment", "DenseDataset", "DenseLoader", "build_dense_loader", "make_scenes",
+    "random_split",
 ]

@@ -266,7 +266,8 @@ DIGIT_DATASETS = frozenset(n for n, s in IDX_DATASETS.items() if s.digits)
 
 
 def list_datasets() -> list[str]:
-    return [*IDX_DATASETS, *CIFAR_DATASETS, "synthetic", "synthetic-rgb", "imagefolder:PATH"]
+    return [*IDX_DATASETS, *CIFAR_DATASETS, "synthetic", "synthetic-rgb", "imagefolder:PATH", "fashion-scenes",
+            "voc:DIR", "coco:FILE.json"]
 
 
 def _split_name(split: str) -> str:
@@ -452,6 +453,12 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
     ``num_classes``, ``image_size``, ``channels``), ``synthetic-rgb`` (3x32x32), or
     ``imagefolder:PATH`` (a class-per-folder tree; ``options`` go to :class:`FolderDataset`).
 
+    Dense datasets (a :class:`~cnnlab.data.dense.DenseDataset` with masks and/or boxes):
+    ``fashion-scenes`` or ``fashion-scenes:size=64,max_items=2`` (generated and cached, see
+    :func:`~cnnlab.data.scenes.make_scenes`; ``options`` as it takes them plus ``n_train``/``n_test``),
+    ``voc:DIR`` (a VOC-style folder, :func:`~cnnlab.data.voc.load_voc`) and ``coco:FILE.json`` or
+    ``coco:DIR`` (COCO-style boxes, :func:`~cnnlab.data.coco.load_coco`).
+
     Without ``data_dir`` the files are looked for in ``/usr/share/datasets/NAME`` (Debian's
     ``dataset-*`` packages) and in :func:`default_data_dir`. ``download=True`` fetches the official
     files (with checksum) when they are not found.
@@ -462,6 +469,18 @@ def load_dataset(name: str, split: str = "train", data_dir: str | os.PathLike | 
         from cnnlab.data.folder import FolderDataset
 
         return FolderDataset.from_root(name.split(":", 1)[1], split=split, **options)
+    if name.startswith("voc:"):
+        from cnnlab.data.voc import load_voc
+
+        return load_voc(name.split(":", 1)[1], split=split, **options)
+    if name.startswith("coco:"):
+        from cnnlab.data.coco import load_coco
+
+        return load_coco(name.split(":", 1)[1], split=split, **options)
+    if name.lower().partition(":")[0] in ("fashion-scenes", "fashion_scenes", "fashionscenes"):
+        from cnnlab.data.scenes import load_scenes
+
+        return load_scenes(name, split=split, data_dir=data_dir, download=download, **options)
     key = name.lower().replace("_", "-")
     key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar-100": "cifar100"}.get(key, key)
     if key in _SYNTHETIC:

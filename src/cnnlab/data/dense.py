@@ -1,0 +1,434 @@
+"""Dense-prediction data: images with per-pixel masks and/or boxes, held in memory, batched with joint augmentation.
+
+Conventions (shared with ``cnnlab.segmentation`` and ``cnnlab.detection``):
+
+* class 0 is ``"background"``, object classes are ``1..K-1``; a mask value of 255 means *ignore*
+  (VOC's object boundaries, padding);
+* boxes are float32 ``[n, 4]`` ``(x0, y0, x1, y1)`` in continuous pixel coordinates (torchvision's
+  convention): a box covers the pixels ``x0 <= j < x1``, so a flip maps ``x`` to ``W - x`` exactly and
+  the tight box of mask pixels ``j_min..j_max`` is ``[j_min, j_max + 1)``; box labels use the mask's indices.
+
+:class:`DenseLoader` shares :class:`~cnnlab.data.loader.InMemoryLoader`'s epoch permutation, DDP-style
+sharding and per-batch ``(seed, epoch, step, rank)`` augmentation seeds, so ``iter_from(k)`` resumes a
+pass exactly. Its augmentation moves image, mask and boxes together (spec ``"scale:0.75-1.25,crop:16,flip"``):
+
+* ``scale[:LO-HI]`` -- zoom each sample by ``s ~ U(LO, HI)`` about the image centre, image bilinear,
+  mask nearest (the random-resize step of torchvision's segmentation reference recipe, kept at a fixed
+  canvas size);
+* ``crop[:PAD]`` -- pad every side by PAD and crop ``H x W`` back at a random offset (Krizhevsky et al.
+  2012), integer-exact;
+* ``flip`` -- horizontal flip with probability 0.5.
+
+They run in that order. Pixels that come from outside the image are black in the image and 255
+(ignore) in the mask, as torchvision's segmentation reference pads its targets; boxes are shifted,
+scaled, clipped to the image and dropped when less than ``min_box`` pixels wide or high remain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.data.loader import _Finisher, _ShardedBatches
+from cnnlab.errors import ConfigError, DataError
+
+IGNORE = 255
+
+
+class DenseDataset:
+    """Images + per-pixel masks and/or boxes, all in memory (the dense counterpart of ``ArrayDataset``).
+
+    ``images`` uint8 ``[N, C, H, W]``; ``masks`` uint8 ``[N, H, W]`` (0 background, 1..K-1, 255 ignore)
+    or ``None``; ``boxes``/``labels`` lists of N float32 ``[n_i, 4]`` xyxy / int64 ``[n_i]`` tensors or
+    ``None``; ``classes[0] == "background"``. ``mean``/``std`` are per-channel training-split statistics
+    in [0, 1] units (computed from ``images`` when not given; a :meth:`subset` keeps them).
+    ``extras`` holds further per-object lists aligned with ``boxes`` (e.g. a scene item's source index),
+    ``meta`` free dataset-level facts (settings, cache file, skipped files).
+    """
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor | None = None,
+                 boxes: Sequence[torch.Tensor] | None = None, labels: Sequence[torch.Tensor] | None = None,
+                 classes: Sequence[str] = ("background",), name: str = "dense", mean=None, std=None,
+                 extras: dict[str, list[torch.Tensor]] | None = None, meta: dict | None = None,
+                 validate: bool = True):
+        from cnnlab.data.datasets import channel_stats
+
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+            raise DataError(f"{name}: images must be a uint8 tensor [N, C, H, W], got "
+                            f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}")
+        n, _, h, w = images.shape
+        classes = list(classes)
+        if len(classes) < 2 or classes[0] != "background":
+            raise DataError(f"{name}: classes must start with 'background' and name at least one object class, "
+                            f"got {classes[:4]}")
+        if masks is None and boxes is None:
+            raise DataError(f"{name}: a dense dataset needs masks, boxes or both")
+        if masks is not None and (masks.dtype != torch.uint8 or tuple(masks.shape) != (n, h, w)):
+            raise DataError(f"{name}: masks must be uint8 [{n}, {h}, {w}], got {masks.dtype} {tuple(masks.shape)}")
+        if (boxes is None) != (labels is None):
+            raise DataError(f"{name}: boxes and labels come together")
+        if boxes is not None:
+            boxes = [torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4) for b in boxes]
+            labels = [torch.as_tensor(lb, dtype=torch.int64).reshape(-1) for lb in labels]
+            if len(boxes) != n or len(labels) != n:
+                raise DataError(f"{name}: {n} images but {len(boxes)} box lists and {len(labels)} label lists")
+        self.images, self.masks, self.boxes, self.labels = images, masks, boxes, labels
+        self.classes = classes
+        self.name = name
+        self.extras = {k: list(v) for k, v in (extras or {}).items()}
+        self.meta = dict(meta or {})
+        if validate:
+            self._validate()
+        if mean is None or std is None:
+            mean, std = channel_stats(images)
+        if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+            raise DataError(f"{name}: mean/std need {images.shape[1]} channel values")
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def _validate(self) -> None:
+        k = len(self.classes)
+        if self.masks is not None and self.masks.numel():
+            bad = (self.masks >= k) & (self.masks != IGNORE)
+            if bool(bad.any()):
+                i = int(bad.flatten(1).any(1).nonzero()[0])
+                raise DataError(f"{self.name}: mask of image {i} holds value {int(self.masks[i][bad[i]][0])}; "
+                                f"accepted: 0..{k - 1} ({k} classes) and 255 (ignore)")
+        if self.boxes is not None:
+            _, _, h, w = self.images.shape
+            for i, (b, lb) in enumerate(zip(self.boxes, self.labels)):
+                check_boxes(b, lb, (h, w), k, where=f"{self.name}: image {i}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        target: dict[str, torch.Tensor] = {}
+        if self.masks is not None:
+            target["mask"] = self.masks[i]
+        if self.boxes is not None:
+            target["boxes"], target["labels"] = self.boxes[i], self.labels[i]
+        return self.images[i], target
+
+    def __repr__(self) -> str:
+        kinds = "+".join(k for k, on in (("masks", self.has_masks), ("boxes", self.has_boxes)) if on)
+        return (f"DenseDataset({self.name!r}, n={len(self)}, image_shape={self.image_shape}, "
+                f"classes={self.num_classes}, {kinds})")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def has_masks(self) -> bool:
+        return self.masks is not None
+
+    @property
+    def has_boxes(self) -> bool:
+        return self.boxes is not None
+
+    @property
+    def num_boxes(self) -> int:
+        return sum(b.shape[0] for b in self.boxes) if self.boxes is not None else 0
+
+    def subset(self, indices, name: str | None = None) -> DenseDataset:
+        """The samples at ``indices`` (repeats allowed), with the same classes and mean/std."""
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        pick = idx.tolist()
+        return DenseDataset(
+            self.images[idx], None if self.masks is None else self.masks[idx],
+            None if self.boxes is None else [self.boxes[i] for i in pick],
+            None if self.labels is None else [self.labels[i] for i in pick],
+            self.classes, name or self.name, self.mean, self.std,
+            {k: [v[i] for i in pick] for k, v in self.extras.items()}, self.meta, validate=False)
+
+    def instance_counts(self) -> torch.Tensor:
+        """Boxes per class, int64 ``[K]`` (index 0, background, is 0)."""
+        if self.labels is None or not self.labels:
+            return torch.zeros(self.num_classes, dtype=torch.int64)
+        return torch.bincount(torch.cat(self.labels), minlength=self.num_classes)
+
+    def pixel_counts(self) -> torch.Tensor:
+        """Mask pixels per class, int64 ``[K]`` (ignore pixels not counted)."""
+        if self.masks is None:
+            return torch.zeros(self.num_classes, dtype=torch.int64)
+        counts = torch.bincount(self.masks.flatten().long(), minlength=IGNORE + 1)
+        return counts[:self.num_classes].clone()
+
+    def class_counts(self) -> torch.Tensor:
+        """Objects per class when there are boxes, else pixels per class."""
+        return self.instance_counts() if self.has_boxes else self.pixel_counts()
+
+
+def check_boxes(boxes: torch.Tensor, labels: torch.Tensor, size: tuple[int, int], num_classes: int,
+                where: str) -> None:
+    """A :class:`DataError` naming ``where`` and the box when a box is not ``0 <= x0 < x1 <= W`` (same for
+    y) or a label is not in ``1..K-1``."""
+    h, w = size
+    if boxes.shape[0] != labels.shape[0]:
+        raise DataError(f"{where}: {boxes.shape[0]} boxes but {labels.shape[0]} labels")
+    if not boxes.numel():
+        return
+    x0, y0, x1, y1 = boxes.unbind(1)
+    bad = ~((x0 >= 0) & (y0 >= 0) & (x1 <= w) & (y1 <= h) & (x1 > x0) & (y1 > y0)) | ~boxes.isfinite().all(1)
+    if bool(bad.any()):
+        j = int(bad.nonzero()[0])
+        raise DataError(f"{where}: box {j} {[round(v, 2) for v in boxes[j].tolist()]} (x0, y0, x1, y1) lies "
+                        f"outside the {w}x{h} image or is empty; accepted: 0 <= x0 < x1 <= {w}, 0 <= y0 < y1 <= {h}")
+    badl = (labels < 1) | (labels >= num_classes)
+    if bool(badl.any()):
+        j = int(badl.nonzero()[0])
+        raise DataError(f"{where}: box {j} has label {int(labels[j])}; accepted: 1..{num_classes - 1} "
+                        "(0 is background)")
+
+
+def random_split(dataset: DenseDataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[DenseDataset, DenseDataset]:
+    """A seeded ``(train, val)`` split of a dense dataset (``round(N * val_fraction)`` validation images)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = len(dataset)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    k = round(n * val_fraction)
+    val, train = torch.sort(perm[:k]).values, torch.sort(perm[k:]).values
+    return dataset.subset(train, f"{dataset.name}-train"), dataset.subset(val, f"{dataset.name}-val")
+
+
+# -------------------------------------------------------------------------------- joint augmentation
+
+@dataclass
+class DenseAugment:
+    """Geometric augmentation applied identically to images, masks and boxes (see the module docstring)."""
+
+    scale: tuple[float, float] | None = None
+    crop: int | None = None
+    flip: bool = False
+    min_box: float = 1.0
+
+    @classmethod
+    def from_spec(cls, spec: str | DenseAugment | None) -> DenseAugment:
+        """Parse ``"flip"``, ``"crop:16,flip"``, ``"scale:0.5-2,crop,flip"``, ``"none"`` or ``""``."""
+        if isinstance(spec, DenseAugment):
+            return spec
+        if spec is not None and not isinstance(spec, str):
+            raise ConfigError(f"augment must be a spec string or a DenseAugment, got {type(spec).__name__}")
+        kw: dict = {}
+        for item in (spec or "none").replace(" ", "").split(","):
+            if item in ("", "none"):
+                continue
+            name, _, value = item.partition(":")
+            if name == "flip":
+                if value:
+                    raise ConfigError(f"flip takes no value (got {item!r})")
+                kw["flip"] = True
+            elif name == "crop":
+                try:
+                    kw["crop"] = int(value) if value else 16
+                except ValueError:
+                    raise ConfigError(f"augmentation {item!r}: {value!r} is not a whole number of pixels") from None
+                if kw["crop"] < 0:
+                    raise ConfigError(f"augmentation {item!r}: the padding must be >= 0")
+            elif name == "scale":
+                lo, sep, hi = (value or "0.75-1.25").partition("-")
+                try:
+                    rng = (float(lo), float(hi) if sep else float(lo))
+                except ValueError:
+                    raise ConfigError(f"augmentation {item!r}: expected scale:LO-HI, e.g. scale:0.75-1.25") from None
+                if not (0 < rng[0] <= rng[1]) or not all(map(math.isfinite, rng)):
+                    raise ConfigError(f"augmentation {item!r}: need 0 < LO <= HI")
+                kw["scale"] = rng
+            else:
+                raise ConfigError(f"unknown dense augmentation {name!r} in {spec!r}; known: scale, crop, flip, none "
+                                  "(applied to image, mask and boxes together)")
+        return cls(**kw)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.scale and self.scale != (1.0, 1.0)) or bool(self.crop) or self.flip
+
+    @property
+    def spec(self) -> str:
+        parts = []
+        if self.scale:
+            parts.append(f"scale:{self.scale[0]:g}-{self.scale[1]:g}")
+        if self.crop:
+            parts.append(f"crop:{self.crop}")
+        if self.flip:
+            parts.append("flip")
+        return ",".join(parts) or "none"
+
+    def __repr__(self) -> str:
+        return f"DenseAugment({self.spec!r})"
+
+    def __call__(self, x: torch.Tensor, mask: torch.Tensor | None, boxes: list[torch.Tensor] | None,
+                 labels: list[torch.Tensor] | None, generator: torch.Generator):
+        """Augment a batch: ``x [B,C,H,W]`` (uint8 or float), ``mask`` uint8 ``[B,H,W]`` or None, per-image
+        boxes/labels or None. Random draws come from ``generator`` (CPU) in a fixed order, whatever is present."""
+        b, _, h, w = x.shape
+        dev = x.device
+        s = oy = ox = fl = None
+        if self.scale and self.scale != (1.0, 1.0):
+            lo, hi = self.scale
+            s = lo + (hi - lo) * torch.rand(b, generator=generator, dtype=torch.float64)
+        if self.crop:
+            oy = torch.randint(0, 2 * self.crop + 1, (b,), generator=generator)
+            ox = torch.randint(0, 2 * self.crop + 1, (b,), generator=generator)
+        if self.flip:
+            fl = torch.rand(b, generator=generator) < 0.5
+        if s is not None:
+            x, mask = _zoom(x, mask, s)
+        if oy is not None or fl is not None:
+            p = self.crop or 0
+            oy_, ox_ = (oy, ox) if oy is not None else (torch.full((b,), p), torch.full((b,), p))
+            fl_ = fl if fl is not None else torch.zeros(b, dtype=torch.bool)
+            x = _crop_flip(x, oy_.to(dev), ox_.to(dev), fl_.to(dev), p, 0)
+            if mask is not None:
+                mask = _crop_flip(mask[:, None], oy_.to(dev), ox_.to(dev), fl_.to(dev), p, IGNORE)[:, 0]
+        if boxes is not None:
+            boxes, labels = _move_boxes(boxes, labels, (h, w), s, oy, ox, self.crop or 0, fl, self.min_box)
+        return x, mask, boxes, labels
+
+
+def _zoom(x: torch.Tensor, mask: torch.Tensor | None, s: torch.Tensor):
+    """Scale each sample by ``s[b]`` about the image centre at the same canvas size (``grid_sample`` with
+    ``align_corners=False``: output pixel centre ``u`` reads input ``u / s``; so a continuous coordinate maps
+    as ``x -> (x - W/2) s + W/2``)."""
+    b = x.shape[0]
+    inv = (1.0 / s).to(torch.float32)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = inv
+    theta[:, 1, 1] = inv
+    theta = theta.to(x.device)
+    xf = x.float()
+    grid = F.affine_grid(theta, list(xf.shape), align_corners=False)
+    out = F.grid_sample(xf, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if not x.is_floating_point():
+        out = out.round_().clamp_(0, 255).to(x.dtype)
+    if mask is not None:  # shift by one so that "outside" (zeros padding) is distinguishable -> 255 ignore
+        m = F.grid_sample(mask[:, None].float() + 1, grid, mode="nearest", padding_mode="zeros",
+                          align_corners=False)[:, 0]
+        mask = torch.where(m == 0, torch.full_like(m, IGNORE), m - 1).to(torch.uint8)
+    return out, mask
+
+
+def _crop_flip(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, pad: int,
+               fill: int) -> torch.Tensor:
+    """Pad by ``pad`` (value ``fill``), crop ``H x W`` at ``(oy, ox)``, mirror where ``flip``: one ``gather``."""
+    b, c, h, w = x.shape
+    hp, wp = h + 2 * pad, w + 2 * pad
+    cols = torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(0), cols) + ox[:, None]
+    rows = (torch.arange(h, device=x.device)[None, :] + oy[:, None]) * wp
+    flat = (rows[:, :, None] + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    xp = F.pad(x, (pad, pad, pad, pad), value=fill) if pad else x
+    return xp.reshape(b, c, hp * wp).gather(2, flat).view(b, c, h, w)
+
+
+def _move_boxes(boxes, labels, size, s, oy, ox, pad, fl, min_box):
+    """The box side of the augmentation, for all boxes of the batch at once (then split per image)."""
+    h, w = size
+    counts = [bx.shape[0] for bx in boxes]
+    if not sum(counts):
+        return boxes, labels
+    dev = boxes[0].device
+    owner = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(dev)
+    bx = torch.cat(boxes).to(torch.float64)
+    lb = torch.cat(labels)
+    half = torch.tensor([w / 2, h / 2, w / 2, h / 2], dtype=torch.float64, device=dev)
+    if s is not None:
+        bx = (bx - half) * s.to(dev)[owner, None] + half
+    if oy is not None:
+        shift = torch.stack([ox, oy, ox, oy], 1).to(device=dev, dtype=torch.float64)
+        bx = bx + pad - shift[owner]
+    bx = torch.stack([bx[:, 0].clamp(0, w), bx[:, 1].clamp(0, h), bx[:, 2].clamp(0, w), bx[:, 3].clamp(0, h)], 1)
+    if fl is not None:
+        f = fl.to(dev)[owner]
+        bx = torch.where(f[:, None], torch.stack([w - bx[:, 2], bx[:, 1], w - bx[:, 0], bx[:, 3]], 1), bx)
+    keep = ((bx[:, 2] - bx[:, 0]) >= min_box) & ((bx[:, 3] - bx[:, 1]) >= min_box)
+    bx = bx.to(torch.float32)
+    kept_counts = torch.bincount(owner[keep], minlength=len(counts)).tolist()
+    return list(bx[keep].split(kept_counts)), list(lb[keep].split(kept_counts))
+
+
+# ------------------------------------------------------------------------------------------- loader
+
+class DenseLoader(_ShardedBatches):
+    """Batches ``(x, target)`` of a :class:`DenseDataset`.
+
+    ``x`` float32 ``[B, C, H, W]`` normalised with the dataset's (or the given) mean/std, on ``device``;
+    ``target`` = ``{"mask": int64 [B, H, W]}`` (with masks), ``{"boxes": [float32 [n_i, 4]], "labels":
+    [int64 [n_i]]}`` (with boxes) and ``"index"`` (int64 ``[B]``, dataset indices; padded repeats of a
+    sharded pass show up here), all on ``device``. On CUDA the uint8 images and masks are copied to the
+    device once when at most ``resident_bytes``.
+    """
+
+    def __init__(self, dataset: DenseDataset, batch_size: int = 16, shuffle: bool = True, drop_last: bool = False,
+                 augment: DenseAugment | str | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False, mean=None, std=None,
+                 resident_bytes: int = 4 << 30):
+        if not isinstance(dataset, DenseDataset):
+            raise ConfigError(f"DenseLoader needs a DenseDataset, got {type(dataset).__name__}")
+        super().__init__(len(dataset), batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.dataset = dataset
+        self.augment = DenseAugment.from_spec(augment)
+        self._finish = _Finisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
+                                 None, device, channels_last, normalize=True)
+        self.device = self._finish.device
+        images, masks = dataset.images, dataset.masks
+        size = images.numel() + (masks.numel() if masks is not None else 0)
+        if self.device.type != "cpu" and size <= resident_bytes:
+            images = images.to(self.device)
+            masks = masks.to(self.device) if masks is not None else None
+        self._images, self._masks = images.contiguous(), masks
+        self._boxes = dataset.boxes
+        if dataset.boxes is not None and self.device.type != "cpu":
+            self._boxes = [b.to(self.device) for b in dataset.boxes]
+        self._labels = dataset.labels
+        if dataset.labels is not None and self.device.type != "cpu":
+            self._labels = [lb.to(self.device) for lb in dataset.labels]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, dict]]:
+        return self.iter_from(0)
+
+    def iter_from(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, dict]]:
+        """Batches ``start_step, …, len-1`` of the current epoch, identical to those of a full pass."""
+        idx = self.epoch_indices()
+        bs, fin = self.batch_size, self._finish
+        aug = self.augment if self.augment.active else None
+        idx_dev = idx.to(self._images.device)
+        for step in range(self._check_start(start_step), len(self)):
+            lo, hi = step * bs, min((step + 1) * bs, idx.numel())
+            sel = idx_dev[lo:hi]
+            pick = idx[lo:hi].tolist()
+            x = fin.to_device(self._images.index_select(0, sel))
+            mask = fin.to_device(self._masks.index_select(0, sel)) if self._masks is not None else None
+            boxes = [self._boxes[i] for i in pick] if self._boxes is not None else None
+            labels = [self._labels[i] for i in pick] if self._labels is not None else None
+            if aug is not None:
+                x, mask, boxes, labels = aug(x, mask, boxes, labels, self.batch_generator(step))
+            x = torch.addcmul(fin.bias, x.to(torch.float32), fin.scale)
+            if fin.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            target: dict = {"index": fin.to_device(idx[lo:hi].clone())}
+            if mask is not None:
+                target["mask"] = mask.long()
+            if boxes is not None:
+                target["boxes"], target["labels"] = boxes, labels
+            yield x, target
+
+
+def build_dense_loader(dataset: DenseDataset, batch_size: int = 16, shuffle: bool = True, drop_last: bool = False,
+                       augment: DenseAugment | str | None = None, seed: int = 0, device: str | torch.device = "cpu",
+                       rank: int = 0, world_size: int = 1, channels_last: bool = False, mean=None,
+                       std=None) -> DenseLoader:
+    """A :class:`DenseLoader` over ``dataset`` (see there)."""
+    return DenseLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, augment=augment,
+                       seed=seed, device=device, rank=rank, world_size=world_size, channels_last=channels_last,
+                       mean=mean, std=std)
