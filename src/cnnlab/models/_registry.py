@@ -60,6 +60,7 @@ class ModelInfo:
     fn: Callable[..., nn.Module]
     family: str
     paper: str
+    task: str = "classification"  # or "segmentation": forward returns [B, K, H, W] logits at the input size
     torchvision: str | None = None  # torchvision builder with the identical architecture/state_dict
     params: int | None = None  # reference parameter count at the defaults below (num_classes, in_chans)
     params_source: str = ""
@@ -114,9 +115,15 @@ def register_model(
     return decorate(fn) if fn is not None else decorate
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*")."""
-    names = sorted(_REGISTRY)
+TASKS = ("classification", "segmentation")
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*") and by
+    ``task`` (``"classification"`` or ``"segmentation"``; ``None``: all)."""
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    names = sorted(n for n, info in _REGISTRY.items() if task is None or info.task == task)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
