@@ -164,6 +164,8 @@ def create_model(
     _check_int("num_classes", num_classes, 0)
     _check_int("in_chans", in_chans, 1)
     _check_int("img_size", img_size, 1)
+    if info.task != "classification" and num_classes < 1:
+        raise ConfigError(f"{name} is a {info.task} model: num_classes must be >= 1 (background included)")
     if img_size < info.min_size:
         raise ConfigError(
             f"img_size={img_size} is too small for {name}: it needs at least {info.min_size}x{info.min_size}"
