@@ -8,7 +8,7 @@ import cnnlab
 from cnnlab.errors import ConfigError, UnknownModelError
 from cnnlab.models import AuxOutputs, get_model_info
 
-ALL = cnnlab.list_models()
+ALL = cnnlab.list_models(task="classification")  # segmentation models: tests/segmentation
 TORCHVISION_TWINS = [n for n in ALL if get_model_info(n).torchvision]
 # The 224x224 forward+backward of the heaviest nets is the slow group.
 HEAVY = {"vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "vgg13", "vgg13_bn", "wide_resnet101_2", "resnext101_32x8d",

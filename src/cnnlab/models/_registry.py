@@ -60,6 +60,7 @@ class ModelInfo:
     fn: Callable[..., nn.Module]
     family: str
     paper: str
+    task: str = "classification"  # or "segmentation": forward returns [B, K, H, W] logits at the input size
     torchvision: str | None = None  # torchvision builder with the identical architecture/state_dict
     params: int | None = None  # reference parameter count at the defaults below (num_classes, in_chans)
     params_source: str = ""
@@ -116,9 +117,15 @@ def register_model(
     return decorate(fn) if fn is not None else decorate
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*")."""
-    names = sorted(_REGISTRY)
+TASKS = ("classification", "segmentation")
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*") and by
+    ``task`` (``"classification"`` or ``"segmentation"``; ``None``: all)."""
+    if task is not None and task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    names = sorted(n for n, info in _REGISTRY.items() if task is None or info.task == task)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
@@ -159,6 +166,8 @@ def create_model(
     _check_int("num_classes", num_classes, 0)
     _check_int("in_chans", in_chans, 1)
     _check_int("img_size", img_size, 1)
+    if info.task != "classification" and num_classes < 1:
+        raise ConfigError(f"{name} is a {info.task} model: num_classes must be >= 1 (background included)")
     if img_size < info.min_size:
         raise ConfigError(
             f"img_size={img_size} is too small for {name}: it needs at least {info.min_size}x{info.min_size}"

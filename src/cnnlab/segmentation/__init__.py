@@ -1,0 +1,13 @@
+"""Semantic segmentation: FCN-32s/16s/8s (Long, Shelhamer & Darrell, CVPR 2015), convolutionalization,
+the paper's metrics (one confusion matrix over the set) plus a boundary score, colour overlays.
+
+``convolutionalize(classifier)``; ``create_model("fcn8s_vgg16", num_classes=21)`` (registered with
+``task="segmentation"``); ``SegmentationMeter`` / ``segmentation_scores`` / ``boundary_f1``;
+``overlay`` / ``render_predictions``.
+"""
+
+from cnnlab.segmentation import models  # noqa: F401 - registers the FCNs
+from cnnlab.segmentation.convolutionalize import convolutionalize, linear_to_conv
+from cnnlab.segmentation.fcn import FCN, bilinear_kernel, bilinear_upsampler, init_from_vgg
+
+__all__ = ["FCN", "bilinear_kernel", "bilinear_upsampler", "convolutionalize", "init_from_vgg", "linear_to_conv"]
