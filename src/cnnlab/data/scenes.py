@@ -124,7 +124,7 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     centre = (np.arange(n_out) + 0.5) * scale  # output pixel centres in input coordinates
     j = np.arange(n_in) + 0.5  # input pixel centres
     w = np.clip(1.0 - np.abs(j[None, :] - centre[:, None]) / support, 0.0, None)
-    return (w / w.sum(1, keepdims=True)).astype(np.float32)
+    return w / w.sum(1, keepdims=True)  # float64, so that rounding to uint8 does not depend on the BLAS
 
 
 def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneConfig, split: str, chunk: int,
@@ -147,7 +147,7 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
     for s in np.unique(side):
         ii, jj = np.nonzero(side == s)
         a = resize_matrix(ITEM, int(s))
-        img = np.clip(np.rint(a @ items_np[src[ii, jj]].astype(np.float32) @ a.T), 0, 255).astype(np.uint8)
+        img = np.clip(np.rint(a @ items_np[src[ii, jj]].astype(np.float64) @ a.T), 0, 255).astype(np.uint8)
         on = img > thr
         rows, cols = on.any(2), on.any(1)
         has[ii, jj] = rows.any(1)
