@@ -140,7 +140,7 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
     src = rng.integers(0, items.shape[0], (CHUNK, J))[:m]
     side = np.rint(ITEM * rng.uniform(cfg.scale[0], cfg.scale[1], (CHUNK, J))).astype(np.int64)[:m]
     u = rng.random((CHUNK, J, _TRIES, 2))[:m]
-    # resize every item of the chunk, grouped by side length (one interpolate per distinct size)
+    # resize every item of the chunk, grouped by side length (one matrix product per distinct size)
     patches: list[list[np.ndarray | None]] = [[None] * J for _ in range(m)]
     content = np.zeros((m, J, 4), np.int64)  # tight box of pixels > threshold, in patch coordinates
     has = np.zeros((m, J), bool)
