@@ -214,7 +214,7 @@ def test_rle_decoder_matches_encoder():
     assert counts == s
 
 
-def test_coco_splits_from_folder_and_sibling(tmp_path):
+def test_coco_splits_from_folder_and_sibling(tmp_path, capsys):
     data = _coco(tmp_path)
     (tmp_path / "annotations").mkdir()
     _write(tmp_path / "annotations" / "instances_train.json", data)
@@ -226,6 +226,8 @@ def test_coco_splits_from_folder_and_sibling(tmp_path):
     assert test.mean == pytest.approx(train.mean, abs=1e-6)  # the training split's statistics
     assert len(load_dataset(f"coco:{tmp_path / 'annotations' / 'instances_train.json'}", split="test")) == 1
     assert main(["data", "info", f"coco:{tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "instances_train.json: 3" in out and "instances_val.json: 1" in out and "boxes (3, 1.00 per image)" in out
 
 
 def test_coco_errors(tmp_path):
