@@ -64,7 +64,7 @@ def test_voc_round_trip(voc):
     assert torch.equal(train.masks[0], torch.from_numpy(masks["a"]))  # same size: the palette indices exactly
     resized = np.array(Image.fromarray(masks["c"]).resize((40, 30), Image.NEAREST))
     assert torch.equal(train.masks[1], torch.from_numpy(resized)) and set(train.masks[1].unique().tolist()) == {0, 12, 15, 255}
-    assert torch.equal(train.images[0], torch.from_numpy(np.asarray(Image.open(root / "JPEGImages/a.png"))).permute(2, 0, 1))
+    assert torch.equal(train.images[0], torch.from_numpy(np.array(Image.open(root / "JPEGImages/a.png"))).permute(2, 0, 1))
     # VOC's 1-based inclusive boxes -> continuous xyxy; c (50x20) scaled by (40/50, 30/20)
     assert train.boxes[0].tolist() == [[10.0, 5.0, 30.0, 15.0], [0.0, 2.0, 5.0, 4.0]]
     assert torch.allclose(train.boxes[1], torch.tensor([[8.0, 7.5, 24.0, 22.5], [0.0, 3.0, 4.0, 6.0]]))
@@ -214,7 +214,7 @@ def test_rle_decoder_matches_encoder():
     assert counts == s
 
 
-def test_coco_splits_from_folder_and_sibling(tmp_path):
+def test_coco_splits_from_folder_and_sibling(tmp_path, capsys):
     data = _coco(tmp_path)
     (tmp_path / "annotations").mkdir()
     _write(tmp_path / "annotations" / "instances_train.json", data)
@@ -226,6 +226,8 @@ def test_coco_splits_from_folder_and_sibling(tmp_path):
     assert test.mean == pytest.approx(train.mean, abs=1e-6)  # the training split's statistics
     assert len(load_dataset(f"coco:{tmp_path / 'annotations' / 'instances_train.json'}", split="test")) == 1
     assert main(["data", "info", f"coco:{tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "instances_train.json: 3" in out and "instances_val.json: 1" in out and "boxes (3, 1.00 per image)" in out
 
 
 def test_coco_errors(tmp_path):
@@ -266,3 +268,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "empty annotation file" in err
     assert main(["data", "info", f"voc:{tmp_path / 'missing'}"]) == 2
     assert "folder not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- scenes written and read back
+
+def test_scenes_exported_as_voc_and_coco_read_back_exactly(tmp_path, capsys):
+    name = "fashion-scenes:size=64,n_train=12,n_test=6"
+    assert main(["data", "export", name, str(tmp_path / "voc"), "--data-dir", str(tmp_path)]) == 0
+    assert main(["data", "export", name, str(tmp_path / "coco"), "--format", "coco", "--data-dir",
+                 str(tmp_path)]) == 0
+    assert "fashion-scenes-test: 6 images" in capsys.readouterr().out
+    for split in ("train", "test"):
+        ref = load_dataset(name, split=split, data_dir=tmp_path)
+        voc = load_dataset(f"voc:{tmp_path / 'voc'}", split=split)
+        coco = load_dataset(f"coco:{tmp_path / 'coco'}", split=split)
+        for ds in (voc, coco):
+            assert ds.classes == ref.classes and ds.image_shape == (1, 64, 64) and torch.equal(ds.images, ref.images)
+            assert all(torch.equal(a, b) for a, b in zip(ds.boxes, ref.boxes))
+            assert all(torch.equal(a, b) for a, b in zip(ds.labels, ref.labels))
+        assert torch.equal(voc.masks, ref.masks) and coco.masks is None
+    img = Image.open(tmp_path / "voc" / "SegmentationClass" / "train_000000.png")
+    assert img.mode == "P" and img.getpalette()[15 * 3:15 * 3 + 3] == [192, 128, 128]  # VOC's person colour

@@ -13,6 +13,7 @@ for epoch in range(10):
 """
 
 from cnnlab.data.augment import BatchAugment
+from cnnlab.data.coco import load_coco, write_coco
 from cnnlab.data.datasets import (
     CIFAR_DATASETS,
     DIGIT_DATASETS,
@@ -38,6 +39,7 @@ from cnnlab.data.loader import (
 )
 from cnnlab.data.scenes import make_scenes
 from cnnlab.data.splits import bootstrap_indices, kfold_indices, stratified_split, stratified_split_indices
+from cnnlab.data.voc import load_voc, write_voc
 
 __all__ = [
     "CIFAR_DATASETS", "DIGIT_DATASETS", "IDX_DATASETS", "ArrayDataset", "BatchAugment", "FolderDataset",
@@ -45,5 +47,5 @@ __all__ = [
     "download_file", "epoch_permutation", "extract_archive", "kfold_indices", "list_datasets", "load_dataset",
     "make_synthetic", "mix_seed", "read_idx", "shard_indices", "stratified_split", "stratified_split_indices",
     "verify_checksum", "DenseAugment", "DenseDataset", "DenseLoader", "build_dense_loader", "make_scenes",
-    "random_split",
+    "random_split", "load_voc", "write_voc", "load_coco", "write_coco",
 ]

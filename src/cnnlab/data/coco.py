@@ -204,21 +204,21 @@ def load_coco(path, split: str = "train", images=None, size: int | tuple[int, in
         h0, w0 = infos[i][0]
         boxes, labels, aids = [], [], []
         canvas = np.zeros((h0, w0), np.uint8) if use_masks else None
-        order = sorted(per_image[i], key=lambda a: -float(a.get("area") or 0))
-        for a in order:
+        if use_masks:  # larger objects first, so that smaller ones stay visible
+            for a in sorted(per_image[i], key=lambda a: -float(a.get("area") or 0)):
+                if a.get("segmentation"):
+                    try:
+                        region = rasterize(a["segmentation"], h0, w0)
+                    except (ValueError, KeyError, TypeError) as e:
+                        raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
+                    canvas[region] = IGNORE if a.get("iscrowd", 0) else cat_index[a["category_id"]]
+        for a in per_image[i]:  # boxes in the file's order
+            if a.get("iscrowd", 0):
+                continue
             try:
                 x, y, bw, bh = (float(v) for v in a["bbox"])
             except (KeyError, TypeError, ValueError):
                 raise DataError(f"{ann}: annotation {a.get('id')} on {fname} has no bbox [x, y, w, h]") from None
-            crowd = bool(a.get("iscrowd", 0))
-            if use_masks and a.get("segmentation"):
-                try:
-                    region = rasterize(a["segmentation"], h0, w0)
-                except (ValueError, KeyError, TypeError) as e:
-                    raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
-                canvas[region] = IGNORE if crowd else cat_index[a["category_id"]]
-            if crowd:
-                continue
             if bw < 0 or bh < 0 or x < -_TOLERANCE or y < -_TOLERANCE or x + bw > w0 + _TOLERANCE or \
                     y + bh > h0 + _TOLERANCE:
                 raise DataError(f"{ann}: image {fname} ({w0}x{h0}): box [x, y, w, h] = {[x, y, bw, bh]} "
@@ -259,3 +259,31 @@ def load_coco(path, split: str = "train", images=None, size: int | tuple[int, in
         classes, f"coco:{ann}", mean, std, extras={"annotation_id": ann_ids},
         meta={"annotations": str(ann), "images": str(folder), "skipped": skipped, "dropped_boxes": dropped,
               "size": hw, "image_ids": [imgs[i][0] for i in keep]})
+
+
+def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:
+    """Write the boxes of ``ds`` as a COCO JSON (categories ``1..K-1`` named as ``ds.classes``) and its images as
+    PNGs in ``images_dir`` (default ``images/`` beside the JSON); :func:`load_coco` reads it back exactly."""
+    from PIL import Image
+
+    from cnnlab._io import atomic_write
+    from cnnlab.data.voc import _png_bytes
+
+    if ds.boxes is None:
+        raise DataError(f"{ds.name}: no boxes to write as COCO annotations")
+    path = Path(path).expanduser()
+    folder = Path(images_dir).expanduser() if images_dir is not None else path.parent / "images"
+    _, h, w = ds.image_shape
+    images, anns = [], []
+    for i in range(len(ds)):
+        fname = f"{i:06d}.png"
+        img = ds.images[i].permute(1, 2, 0).numpy()
+        atomic_write(folder / fname, _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
+        images.append({"id": i, "file_name": fname, "width": w, "height": h})
+        for b, c in zip(ds.boxes[i].tolist(), ds.labels[i].tolist()):
+            bw, bh = b[2] - b[0], b[3] - b[1]
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c, "bbox": [b[0], b[1], bw, bh],
+                         "area": bw * bh, "iscrowd": 0})
+    cats = [{"id": k, "name": n} for k, n in enumerate(ds.classes) if k > 0]
+    atomic_write(path, json.dumps({"images": images, "annotations": anns, "categories": cats}).encode())
+    return path

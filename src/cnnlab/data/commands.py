@@ -1,4 +1,4 @@
-"""``cnnlab data fetch NAME`` and ``cnnlab data info NAME``: find/download a dataset, describe it."""
+"""``cnnlab data fetch|info|export NAME``: find/download (or generate) a dataset, describe it, write it as VOC/COCO."""
 
 from __future__ import annotations
 
@@ -112,6 +112,28 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from cnnlab.data.coco import write_coco
+    from cnnlab.data.datasets import load_dataset
+    from cnnlab.data.dense import DenseDataset
+    from cnnlab.data.voc import write_voc
+    from cnnlab.errors import DataError
+
+    out = Path(args.out)
+    for split in ("train", "test") if args.split == "both" else (args.split,):
+        ds = load_dataset(args.name, split=split, data_dir=args.data_dir)
+        if not isinstance(ds, DenseDataset):
+            raise DataError(f"{args.name}: not a dense dataset (masks/boxes); export writes fashion-scenes, voc:, coco:")
+        if args.limit:
+            ds = ds.subset(range(min(args.limit, len(ds))))
+        if args.format == "voc":
+            where = write_voc(ds, out, split)
+        else:
+            where = write_coco(ds, out / "annotations" / f"instances_{split}.json", out / split)
+        print(f"{ds.name}: {len(ds)} images -> {where} ({args.format})")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("data", help="datasets: fetch (find/download + verify, or generate scenes) and info")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -127,3 +149,11 @@ def register(sub) -> None:
     i.add_argument("name", help=names)
     i.add_argument("--data-dir", type=Path, default=None)
     i.set_defaults(func=_cmd_info)
+    e = dsub.add_parser("export", help="write a dense dataset (e.g. fashion-scenes) as a VOC folder or COCO JSON")
+    e.add_argument("name", help="fashion-scenes[:k=v,...], voc:DIR or coco:FILE.json")
+    e.add_argument("out", type=Path, help="the folder to write")
+    e.add_argument("--format", choices=("voc", "coco"), default="voc")
+    e.add_argument("--split", choices=("train", "test", "both"), default="both")
+    e.add_argument("--limit", type=int, default=0, help="at most this many images per split (0: all)")
+    e.add_argument("--data-dir", type=Path, default=None)
+    e.set_defaults(func=_cmd_export)

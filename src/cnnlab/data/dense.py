@@ -160,7 +160,9 @@ class DenseDataset:
         """Mask pixels per class, int64 ``[K]`` (ignore pixels not counted)."""
         if self.masks is None:
             return torch.zeros(self.num_classes, dtype=torch.int64)
-        counts = torch.bincount(self.masks.flatten().long(), minlength=IGNORE + 1)
+        counts = torch.zeros(IGNORE + 1, dtype=torch.int64)
+        for i in range(0, len(self), 1024):  # uint8 bincount in chunks: no int64 copy of all masks
+            counts += torch.bincount(self.masks[i:i + 1024].flatten(), minlength=IGNORE + 1)
         return counts[:self.num_classes].clone()
 
     def class_counts(self) -> torch.Tensor:

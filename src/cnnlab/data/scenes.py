@@ -124,7 +124,7 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     centre = (np.arange(n_out) + 0.5) * scale  # output pixel centres in input coordinates
     j = np.arange(n_in) + 0.5  # input pixel centres
     w = np.clip(1.0 - np.abs(j[None, :] - centre[:, None]) / support, 0.0, None)
-    return (w / w.sum(1, keepdims=True)).astype(np.float32)
+    return w / w.sum(1, keepdims=True)  # float64, so that rounding to uint8 does not depend on the BLAS
 
 
 def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneConfig, split: str, chunk: int,
@@ -140,14 +140,14 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
     src = rng.integers(0, items.shape[0], (CHUNK, J))[:m]
     side = np.rint(ITEM * rng.uniform(cfg.scale[0], cfg.scale[1], (CHUNK, J))).astype(np.int64)[:m]
     u = rng.random((CHUNK, J, _TRIES, 2))[:m]
-    # resize every item of the chunk, grouped by side length (one interpolate per distinct size)
+    # resize every item of the chunk, grouped by side length (one matrix product per distinct size)
     patches: list[list[np.ndarray | None]] = [[None] * J for _ in range(m)]
     content = np.zeros((m, J, 4), np.int64)  # tight box of pixels > threshold, in patch coordinates
     has = np.zeros((m, J), bool)
     for s in np.unique(side):
         ii, jj = np.nonzero(side == s)
         a = resize_matrix(ITEM, int(s))
-        img = np.clip(np.rint(a @ items_np[src[ii, jj]].astype(np.float32) @ a.T), 0, 255).astype(np.uint8)
+        img = np.clip(np.rint(a @ items_np[src[ii, jj]].astype(np.float64) @ a.T), 0, 255).astype(np.uint8)
         on = img > thr
         rows, cols = on.any(2), on.any(1)
         has[ii, jj] = rows.any(1)

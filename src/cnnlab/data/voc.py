@@ -286,3 +286,59 @@ def load_voc(root, split: str = "train", size: int | tuple[int, int] | None = No
     return DenseDataset(images, mask_t, box_list, label_list, classes, name, mean, std, extras=extras,
                         meta={"root": str(root), "skipped": skipped, "size": hw, "ids": [ids[i] for i in keep]})
 
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+def voc_colormap(n: int = 256) -> np.ndarray:
+    """VOC's palette (the devkit's ``labelcolormap``): class ``i``'s bits spread over the top bits of R, G, B."""
+    cmap = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, rgb = i, [0, 0, 0]
+        for j in range(8):
+            for k in range(3):
+                rgb[k] |= ((c >> k) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = rgb
+    return cmap
+
+
+def _png_bytes(im) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_voc(ds: DenseDataset, root, split: str = "train") -> Path:
+    """Write ``ds`` as a VOC-style folder that :func:`load_voc` reads back exactly (lossless PNG images,
+    palette masks, XML boxes, ``labels.txt``); ids are ``<split>_000000``…. Returns ``root``."""
+    from PIL import Image
+
+    from cnnlab._io import atomic_write
+
+    root = Path(root).expanduser()
+    palette = voc_colormap().reshape(-1).tolist()
+    ids = [f"{split}_{i:06d}" for i in range(len(ds))]
+    _, h, w = ds.image_shape
+    for i, image_id in enumerate(ids):
+        img = ds.images[i].permute(1, 2, 0).numpy()
+        atomic_write(root / "JPEGImages" / f"{image_id}.png", _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1
+                                                                                          else img)))
+        if ds.masks is not None:
+            m = Image.fromarray(ds.masks[i].numpy(), mode="P")
+            m.putpalette(palette)
+            atomic_write(root / "SegmentationClass" / f"{image_id}.png", _png_bytes(m))
+        if ds.boxes is not None:
+            objs = "".join(
+                f"<object><name>{ds.classes[c]}</name><difficult>0</difficult><bndbox><xmin>{b[0] + 1:g}</xmin>"
+                f"<ymin>{b[1] + 1:g}</ymin><xmax>{b[2]:g}</xmax><ymax>{b[3]:g}</ymax></bndbox></object>"
+                for b, c in zip(ds.boxes[i].tolist(), ds.labels[i].tolist()))
+            xml = (f"<annotation><filename>{image_id}.png</filename><size><width>{w}</width><height>{h}</height>"
+                   f"<depth>{ds.image_shape[0]}</depth></size>{objs}</annotation>\n")
+            atomic_write(root / "Annotations" / f"{image_id}.xml", xml.encode())
+    kind = "Segmentation" if ds.masks is not None else "Main"
+    atomic_write(root / "ImageSets" / kind / f"{split}.txt", ("\n".join(ids) + "\n").encode())
+    atomic_write(root / "labels.txt", ("\n".join(ds.classes) + "\n").encode())
+    return root
