@@ -120,10 +120,11 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
                    device: str = "auto") -> list[dict[str, Any]]:
     """Segment image files with a checkpoint: the label map and per-class pixel fractions of each;
     with ``out_dir``, an overlay PNG per image (image | prediction)."""
+    import numpy as np
     import torch
-    from cnnlab.segmentation.render import save_overlays
 
     from cnnlab.predict import load_image
+    from cnnlab.segmentation.render import overlay, write_png
     from cnnlab.segmentation.task import _resize_batch, predict_logits
 
     ckpt, model, dev = _load(checkpoint, device)
@@ -134,7 +135,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
     results = []
     for path in images:
         img = load_image(path).convert("L" if m["in_chans"] == 1 else "RGB")
-        u8 = torch.from_numpy(__import__("numpy").asarray(img).copy())
+        u8 = torch.from_numpy(np.asarray(img).copy())
         u8 = u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
         x = (u8[None].float() / 255 - mean) / std
         x, _ = _resize_batch(x, None, size)
@@ -147,7 +148,9 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
             out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
             shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
                                                     align_corners=False).round().clamp(0, 255).to(torch.uint8)
-            save_overlays(out, shown, None, label, classes, title=Path(path).name)
+            rgb = overlay(shown[0], torch.zeros_like(label[0]))  # the image itself (nothing blended)
+            sep = np.full((size, 2, 3), 255, dtype=np.uint8)
+            write_png(out, np.concatenate([rgb, sep, overlay(shown[0], label[0])], axis=1))
             entry["overlay"] = str(out)
         entry["labels"] = label[0]
         results.append(entry)

@@ -113,7 +113,6 @@ class SegmentationTask(Task):
         """FCN §5 metrics over the whole split; sharded across processes under DDP like classification."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.segmentation.metrics import SegmentationMeter
-
         from cnnlab.train.task import autocast_for
 
         dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -141,12 +140,15 @@ class SegmentationTask(Task):
         return meter.compute()
 
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {f"{prefix}_{k}": metrics[k] for k in ("loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu")}
+        keys = ("loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "boundary_f1")
+        return {f"{prefix}_{k}": metrics.get(k) for k in keys}
 
     def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
               title: str) -> None:
         """Colour overlays of the first test images (image | ground truth | prediction)."""
-        from cnnlab.segmentation.render import save_overlays
+        import matplotlib.pyplot as plt
+
+        from cnnlab.segmentation.render import render_predictions
 
         n = min(6, len(data))
         images = data.images[:n]
@@ -160,8 +162,8 @@ class SegmentationTask(Task):
         model.train(was_training)
         if pred.shape[-2:] != images.shape[-2:]:
             pred = F.interpolate(pred[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()
-        save_overlays(run_dir / "predictions.png", images, data.masks[:n], pred, spec.classes,
-                      title=f"{title}: mean IU {final['mean_iu']:.3f}")
+        fig = render_predictions(images, data.masks[:n], pred, spec.classes, path=run_dir / "predictions.png")
+        plt.close(fig)
 
 
 register_task("segmentation", SegmentationTask)
