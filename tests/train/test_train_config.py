@@ -79,10 +79,15 @@ def test_other_schedules():
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_every_recipe_builds_and_trains_a_step(name, synth, tmp_path):
     cfg = get_recipe(name)
+    data = synth[0]
+    if cfg.task == "segmentation":
+        from cnnlab.data import make_scenes
+
+        data = make_scenes("train", 32, size=64, max_items=2, data_dir=tmp_path)
     short = cfg.replace(data="synthetic", epochs=1, train_subset=64, batch_size=min(cfg.batch_size, 32),
                         eval_test=False, progress="none", plots=False, tensorboard=False,
                         out_dir=str(tmp_path / "r"))
-    r = fit(short, train_data=synth[0])
+    r = fit(short, train_data=data)
     assert r.epochs_run == 1 and math.isfinite(r.history[0]["train_loss"])
 
 
