@@ -104,3 +104,15 @@ def test_segment_cli_errors_are_one_line(scenes, tmp_path, capsys):
                  "--epochs", "1", "--out-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classifier" in err[0]
+
+
+@pytest.mark.slow
+def test_two_process_segmentation_counts_every_test_pixel_once(scenes, tmp_path):
+    """DDP needs no task code: the sharded evaluation's confusion matrices sum to the whole test set."""
+    root, train, test = scenes
+    r = fit(cfg(tmp_path, root, epochs=1, nproc=2), train_data=train.subset(range(64)), test_data=test)
+    ckpt = load_checkpoint(r.run_dir, prefer="last")
+    assert ckpt.meta["world_size"] == 2 and len(ckpt.meta["rng"]) == 2
+    assert r.final["n"] == int((test.masks != 255).sum())  # every labelled test pixel, once
+    assert sum(map(sum, r.final["confusion"])) == r.final["n"]
+    assert 0 < r.final["mean_iu"] <= 1
