@@ -1,4 +1,4 @@
-"""The zoo table: every registered model with its family, parameter count and cost."""
+"""The zoo table: every registered model with its family, parameter count and cost, one table per task."""
 
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ class ZooRow:
     gmacs: float | None
     torchvision: str | None
     paper: str
+    task: str = "classification"
 
 
-def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
-    """One row per model at its published input (224 for ImageNet nets, 32 for LeNet/CIFAR nets).
+def zoo_rows(pattern: str | None = None, macs: bool = True, task: str | None = None) -> list[ZooRow]:
+    """One row per model at its published input (224 for ImageNet nets, 32 for LeNet/CIFAR nets);
+    ``task`` keeps one task's models (``"classification"``, ``"segmentation"``).
 
     Parameters are counted on the meta device, MACs by the inspection engine: nothing is allocated.
     """
     from cnnlab.analysis import count_macs
 
-    names = list_models(pattern)
+    names = list_models(pattern, task=task)
     if pattern and not names:
         if not any(c in pattern for c in "*?["):
             get_model_info(pattern)  # raises UnknownModelError naming the closest matches
@@ -42,24 +44,31 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
         params = sum(p.numel() for p in model.parameters())
         size = (info.in_chans, info.default_size, info.default_size)
         gmacs = count_macs(name, size) / 1e9 if macs else None
-        rows.append(ZooRow(name, info.family, params, info.params, size, gmacs, info.torchvision, info.paper))
+        rows.append(ZooRow(name, info.family, params, info.params, size, gmacs, info.torchvision, info.paper,
+                           info.task))
     return rows
 
 
-def print_zoo(pattern: str | None = None, macs: bool = True) -> None:
+def print_zoo(pattern: str | None = None, macs: bool = True, task: str | None = None) -> None:
+    """The classifiers' table, then one table per other task (segmentation: FCNs, logits at input size)."""
     from rich.console import Console
     from rich.table import Table
 
-    rows = zoo_rows(pattern, macs)
-    table = Table(title=f"cnnlab model zoo ({len(rows)} models)")
-    table.add_column("model", style="bold")
-    table.add_column("family")
-    table.add_column("params", justify="right")
-    table.add_column("input", justify="right")
-    table.add_column("GMACs", justify="right")
-    table.add_column("torchvision twin")
-    for r in rows:
-        gm = f"{r.gmacs:.3f}" if r.gmacs is not None else "-"
-        table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), gm,
-                      r.torchvision or "-")
-    Console().print(table)
+    rows = zoo_rows(pattern, macs, task)
+    console = Console()
+    for t in sorted({r.task for r in rows}, key=lambda t: t != "classification"):
+        group = [r for r in rows if r.task == t]
+        title = f"cnnlab model zoo ({len(group)} models)" if t == "classification" else f"{t} models ({len(group)})"
+        table = Table(title=title)
+        table.add_column("model", style="bold", no_wrap=True)
+        table.add_column("family")
+        table.add_column("params", justify="right")
+        table.add_column("input", justify="right")
+        table.add_column("GMACs", justify="right")
+        last = "torchvision twin" if t == "classification" else "classes"
+        table.add_column(last, justify="left" if t == "classification" else "right")
+        for r in group:
+            gm = f"{r.gmacs:.3f}" if r.gmacs is not None else "-"
+            extra = (r.torchvision or "-") if t == "classification" else str(get_model_info(r.name).num_classes)
+            table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), gm, extra)
+        console.print(table)

@@ -161,3 +161,23 @@ def test_init_from_vgg_is_convolutionalized_vgg16():
         fc7_fcn = fcn.head(fcn.backbone(x)[2])
     # fc6 is padded by 3 (crop-free): only the centre unit of the 7x7 map sees the exact 7x7 window
     torch.testing.assert_close(fc7_fcn[0, :, 3, 3], fc7_vgg[0], rtol=1e-4, atol=1e-5 * fc7_vgg.abs().max().item())
+
+
+def test_zoo_table_has_the_task():
+    from cnnlab.zoo import zoo_rows
+
+    rows = zoo_rows("fcn8s*", macs=False)
+    assert [r.name for r in rows] == ["fcn8s_fastnet", "fcn8s_resnet18", "fcn8s_vgg16"]
+    assert {r.task for r in rows} == {"segmentation"} and rows[2].params == 134_489_759
+    assert [r.name for r in zoo_rows("vgg16*", macs=False, task="classification")] == ["vgg16", "vgg16_bn"]
+
+
+def test_init_from_resnet_copies_the_backbone():
+    from cnnlab.segmentation import init_from_resnet
+
+    torch.manual_seed(0)
+    resnet = cnnlab.create_model("resnet18", in_chans=1).eval()
+    fcn = init_from_resnet(cnnlab.create_model("fcn8s_resnet18", in_chans=1), resnet).eval()
+    x = torch.randn(1, 1, 96, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(fcn.backbone(x)[2], resnet.forward_features(x))

@@ -8,6 +8,10 @@ the paper's metrics (one confusion matrix over the set) plus a boundary score, c
 
 from cnnlab.segmentation import models  # noqa: F401 - registers the FCNs
 from cnnlab.segmentation.convolutionalize import convolutionalize, linear_to_conv
-from cnnlab.segmentation.fcn import FCN, bilinear_kernel, bilinear_upsampler, init_from_vgg
+from cnnlab.segmentation.fcn import FCN, bilinear_kernel, bilinear_upsampler, init_from_resnet, init_from_vgg
+from cnnlab.segmentation.metrics import SegmentationMeter, boundary_f1, confusion_matrix, segmentation_scores
+from cnnlab.segmentation.render import overlay, panel, render_predictions
 
-__all__ = ["FCN", "bilinear_kernel", "bilinear_upsampler", "convolutionalize", "init_from_vgg", "linear_to_conv"]
+__all__ = ["FCN", "SegmentationMeter", "bilinear_kernel", "bilinear_upsampler", "boundary_f1", "confusion_matrix",
+           "convolutionalize", "init_from_resnet", "init_from_vgg", "linear_to_conv", "overlay", "panel",
+           "render_predictions", "segmentation_scores"]

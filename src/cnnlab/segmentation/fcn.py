@@ -24,7 +24,7 @@ surplus row/column that ceil rounding can leave is cut at the bottom/right.
 
 Backbones: VGG-16 (the paper's; torchvision's ``vgg16`` state-dict layout under ``backbone.features``,
 fc6/fc7 as convolutions, :func:`init_from_vgg` loads a convolutionalized classifier), ResNet-18
-(pool3/4/5 = layer2/3/4) and FastNet-FCN, a five-stage FastNet (cnnlab's CPU net) for small inputs.
+(pool3/4/5 = layer2/3/4; :func:`init_from_resnet`) and FastNet-FCN, a five-stage FastNet (cnnlab's CPU net) for small inputs.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from cnnlab.models.resnet import BasicBlock, ResNet
 from cnnlab.models.vgg import CFGS
 
 __all__ = ["FCN", "VGGBackbone", "ResNetBackbone", "FastNetBackbone", "bilinear_kernel", "bilinear_upsampler",
-           "init_from_vgg"]
+           "init_from_resnet", "init_from_vgg"]
 
 
 def bilinear_kernel(size: int) -> torch.Tensor:
@@ -230,4 +230,12 @@ def init_from_vgg(fcn: FCN, vgg: nn.Module) -> FCN:
     for lin, conv in zip(fcs[:2], convs):
         src = linear_to_conv(lin, (7, 7) if lin is fcs[0] else (1, 1), padding=conv.padding)
         conv.load_state_dict(src.state_dict())
+    return fcn
+
+
+def init_from_resnet(fcn: FCN, resnet: nn.Module) -> FCN:
+    """Initialise an FCN-ResNet's backbone from a (trained) ResNet classifier of the same depth: every
+    weight but ``fc`` copies over (same keys). Returns ``fcn``."""
+    state = {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
+    fcn.backbone.load_state_dict(state)
     return fcn

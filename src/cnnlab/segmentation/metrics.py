@@ -24,6 +24,7 @@ mask edges are, which is what the FCN skips are claimed to sharpen (§4.2, Fig. 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -146,7 +147,9 @@ class SegmentationMeter:
         sums = self.sums.clone()
         if self.sync and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(sums)
-        cm = self.confusion.compute().long().cpu()
+        with warnings.catch_warnings():  # an empty meter (a rank without data) is fine: zeros
+            warnings.filterwarnings("ignore", message="The ``compute`` method of metric", category=UserWarning)
+            cm = self.confusion.compute().long().cpu()
         out: dict[str, Any] = {"loss": float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")}
         out.update(segmentation_scores(cm))
         if self.boundary_tolerance is not None:
