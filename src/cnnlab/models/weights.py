@@ -210,6 +210,8 @@ def resolve_weights(info: ModelInfo, weights: Any) -> ResolvedWeights:
     exactly that one (``DEFAULT`` = the default). Nothing installed is one error that lists where
     it looked and how to get a file. The tag is recorded in the returned ``meta``.
     """
+    if isinstance(weights, ResolvedWeights):  # already resolved (e.g. to read its preprocessing first)
+        return weights
     tag, path = parse_weights(weights, info)
     if path is not None:
         sd = read_state_dict(path)
