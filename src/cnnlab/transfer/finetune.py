@@ -205,6 +205,8 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
     t0 = time.perf_counter()
     if mode not in MODES:
         raise ConfigError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    if features_cache and mode != "feature-extract":
+        raise ConfigError("a features cache needs mode=feature-extract (the backbone must be frozen)")
     if isinstance(unfreeze, str):
         unfreeze = unfreeze.split(",")
     cfg = (cfg or lecture_config()).replace(model=model, **({"data": data} if data else {}), **options)
@@ -239,11 +241,13 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
         raise DataError(f"{cfg.data}: transfer needs at least 2 classes, found {train_data.num_classes}")
     if val_data is None and test_data is None and cfg.val_fraction == 0:
         cfg = cfg.replace(val_fraction=0.2)
-        notes.append("no val/ or test/ split: held out a stratified 20% of train/ for validation")
+        notes.append("no validation or test data: held out a stratified 20% of the training images")
     if not cfg.eval_test:
         test_data = None
     img_size = int(pre["input_size"])
     cfg = cfg.replace(img_size=img_size)
+    if train_data.image_shape[1:] != (img_size, img_size):  # fit resizes whole frames (no crop); so must predict
+        pre = {**pre, "resize_size": img_size, "interpolation": "bilinear"}
 
     # ---- the model: pretrained backbone, new head for the dataset's classes, frozen as the mode says
     in_chans = train_data.image_shape[0]
@@ -258,8 +262,10 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
             raise WeightsError(f"{e} -- at img_size <= {SMALL_INPUT_MAX} the zoo builds {model}'s small-input "
                                "variant, which ImageNet weights do not fit; use a larger img_size") from None
         raise
-    if resolved is not None:
-        net.pretrained_cfg["weights"] = {**net.pretrained_cfg["weights"], **pre}
+    if resolved is not None:  # what training feeds the model is what predict must feed it
+        weights_cfg = {**net.pretrained_cfg["weights"], **pre}
+        weights_cfg.pop("categories", None)  # the new head predicts the dataset's classes, not ImageNet's
+        net.pretrained_cfg["weights"] = weights_cfg
     plan = freeze(net, mode, unfreeze)
     groups = param_groups(net, cfg.lr, lr_backbone)
     run_dir = _run_dir(cfg, model, mode)
@@ -325,12 +331,14 @@ def save_model_checkpoint(path: Path, net: nn.Module, cfg: TrainConfig, train, r
 
     pcfg = net.pretrained_cfg
     weights = dict(pcfg.get("weights") or {})
-    weights.pop("categories", None)  # the new head's classes are ``classes``
-    meta = {"model": pcfg["name"], "model_kwargs": {**weights.get("model_kwargs", {}), **cfg.model_kwargs},
-            "num_classes": train.num_classes, "in_chans": train.image_shape[0], "img_size": cfg.img_size,
+    kwargs = pcfg.get("model_kwargs")  # the builder kwargs, when the registry records them
+    if kwargs is None:
+        kwargs = {**weights.get("model_kwargs", {}), **cfg.model_kwargs}
+    meta = {"model": pcfg["name"], "model_kwargs": kwargs, "num_classes": train.num_classes,
+            "in_chans": train.image_shape[0], "img_size": cfg.img_size, "model_img_size": pcfg.get("img_size"),
             "classes": list(train.classes), "mean": list(train.mean), "std": list(train.std), "data": cfg.data,
             "eval_weights": "model", "config": cfg.to_dict(), "epoch": result.epochs_run, "micro_step": 0,
-            "global_step": 0, "world_size": 1, "weights": weights,
+            "global_step": 0, "world_size": 1, "pretrained": weights or None,
             "transfer": {"mode": "feature-extract", "features_cache": True, "head_run": "head"}}
     return save_checkpoint(path, meta, net.state_dict())
 
