@@ -60,8 +60,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(json.dumps(r.summary(), indent=1))
         return 0
     w = r.weights or {}
-    print(f"weights: {w.get('source') or w.get('origin') or 'none (from scratch)'}"
-          + (f" [tag {w['tag']}]" if w.get("tag") else "") + (f" from {w['origin']}" if w.get("origin") else ""))
+    if not w:
+        print("weights: none (from scratch)")
+    elif w.get("tag") == "file":
+        print(f"weights: file {w['origin']}")
+    else:
+        print(f"weights: {w.get('source')} [imagenet:{w['tag']}] from {w['origin']}")
     print(f"input {r.img_size}x{r.img_size}, resize {w.get('resize_size', r.img_size)} "
           f"({w.get('interpolation', 'bilinear')}), mean {tuple(round(m, 3) for m in w.get('mean', ()))}")
     trainable = ", ".join(r.freeze.trainable)

@@ -251,6 +251,9 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
 
     # ---- the model: pretrained backbone, new head for the dataset's classes, frozen as the mode says
     in_chans = train_data.image_shape[0]
+    if in_chans == 1 and resolved is not None:
+        notes.append("1-channel images: the first conv holds the summed RGB filters and inputs use the weights' "
+                     "mean/std averaged over channels (a grey image seen as RGB)")
     torch.manual_seed(cfg.seed)  # the new head's initialisation
     try:
         net = create_model(model, num_classes=train_data.num_classes, in_chans=in_chans, img_size=img_size,
