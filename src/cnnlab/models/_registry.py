@@ -50,6 +50,7 @@ class PretrainedSource:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     top1: float | None = None
     source: str = ""
+    tag: str = "IMAGENET1K"  # picks this checkpoint: weights="imagenet:TAG" (torchvision's enum member names)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def create_model(
     num_classes: int | None = None,
     in_chans: int | None = None,
     img_size: int | None = None,
-    weights: str | None = None,
+    weights: Any = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered model.
@@ -156,8 +157,10 @@ def create_model(
     ``num_classes``, ``in_chans`` and ``img_size`` default to what the architecture was published
     for (1000 / 3 / 224 for ImageNet nets; 10 / 1 / 32 for LeNet-5; 10 / 3 / 32 for CIFAR nets).
     ``img_size`` <= 64 selects the family's small-input variant. ``weights``: ``None``, a file (``.safetensors`` or a
-    torchvision-layout ``.pth``/``.pt``), or ``"imagenet"`` (installed weight package, then the
-    torch hub cache; never a download).
+    torchvision-layout ``.pth``/``.pt``), ``"imagenet"`` (the default checkpoint if it is installed, else
+    another one with a warning), ``"imagenet:TAG"`` (exactly that checkpoint, e.g. ``IMAGENET1K_V2``) or a
+    torchvision weights enum member (``ResNet50_Weights.IMAGENET1K_V2``). Never a download; which
+    checkpoint was loaded is recorded in ``model.pretrained_cfg["weights"]["tag"]``.
     """
     info = get_model_info(name)
     img_size = info.default_size if img_size is None else img_size

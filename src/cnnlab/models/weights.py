@@ -8,7 +8,9 @@ runs. The preprocessing the weights expect (mean, std, sizes) travels with the m
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +56,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"weights {path} is a directory; pass a .safetensors or .pth/.pt file")
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path} (accepted: \"imagenet\" or a path to a "
-                           ".safetensors or .pth/.pt file)")
+                           ".safetensors or .pth/.pt file; \"imagenet:TAG\" picks one ImageNet checkpoint)")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -68,6 +70,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as e:  # e.g. safetensors_rust.SafetensorError, pickle.UnpicklingError
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"cannot read weights file {path} ({type(e).__name__}): {first}") from None
+    if isinstance(sd, dict) and any(k.startswith("model/") for k in sd):  # a cnnlab training checkpoint
+        sd = {k[len("model/"):]: v for k, v in sd.items() if k.startswith("model/")}
     for key in ("state_dict", "model", "model_state"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
@@ -82,7 +86,8 @@ def _meta(info: ModelInfo, src: PretrainedSource | None) -> dict[str, Any]:
                 "resize_size": round(info.default_size / 0.875), "interpolation": "bilinear"}
     return {"mean": list(src.mean), "std": list(src.std), "input_size": src.input_size,
             "resize_size": src.resize_size, "interpolation": src.interpolation,
-            "categories": imagenet_categories(), "top1": src.top1, "source": src.source}
+            "categories": imagenet_categories(), "top1": src.top1, "source": src.source, "tag": src.tag,
+            "model_kwargs": dict(src.model_kwargs)}
 
 
 def _head_classes(info: ModelInfo, sd: dict[str, torch.Tensor]) -> int:
@@ -92,17 +97,14 @@ def _head_classes(info: ModelInfo, sd: dict[str, torch.Tensor]) -> int:
 
 def torchvision_sources(tv_name: str, model_kwargs: dict[str, Any] | None = None) -> list[PretrainedSource]:
     """Hub-cache sources for every ImageNet checkpoint torchvision publishes for ``tv_name``,
-    torchvision's default first.
+    torchvision's default first; each tagged with its enum member name (``IMAGENET1K_V2``).
 
     File names, preprocessing and accuracy come from torchvision's own weight enums, so they
     stay exact without a copy here. ``model_kwargs`` are what the builder needs to match those
     checkpoints (e.g. ``transform_input=True`` for GoogLeNet / Inception-v3).
     """
-    import torchvision
-
-    try:
-        enum = torchvision.models.get_model_weights(tv_name)
-    except (ValueError, KeyError):
+    enum = _tv_enum(tv_name)
+    if enum is None:
         return []
     sources = []
     for w in sorted(enum, key=lambda w: w is not enum.DEFAULT):
@@ -113,45 +115,153 @@ def torchvision_sources(tv_name: str, model_kwargs: dict[str, Any] | None = None
         sources.append(PretrainedSource(
             kind="hub", file=w.url.rsplit("/", 1)[-1], mean=tuple(tf.mean), std=tuple(tf.std),
             input_size=int(crop), resize_size=int(resize), interpolation=tf.interpolation.value,
-            model_kwargs=dict(model_kwargs or {}), top1=metrics.get("acc@1"), source=f"torchvision {w}"))
+            model_kwargs=dict(model_kwargs or {}), top1=metrics.get("acc@1"), source=f"torchvision {w}",
+            tag=w.name))
     return sources
 
 
-def resolve_weights(info: ModelInfo, weights: str | os.PathLike) -> ResolvedWeights:
-    """Find the weights named by ``weights`` (``"imagenet"`` or a path) for model ``info``.
+def _tv_enum(tv_name: str | None):
+    import torchvision
 
-    ``"imagenet"`` tries the model's registered sources (weight packages first), then every
-    checkpoint of its torchvision twin in the torch hub cache.
-    """
-    if str(weights) != "imagenet":
-        sd = read_state_dict(weights)
-        return ResolvedWeights(sd, str(weights), _head_classes(info, sd), meta=_meta(info, None))
-    looked: list[str] = []
+    if not tv_name:
+        return None
+    try:
+        return torchvision.models.get_model_weights(tv_name)
+    except (ValueError, KeyError):
+        return None
+
+
+def pretrained_sources(info: ModelInfo) -> list[PretrainedSource]:
+    """Every ImageNet checkpoint known for ``info``, in preference order (the default first):
+    weight packages, then the torchvision twin's checkpoints."""
     sources = list(info.pretrained)
     if info.torchvision:
         sources += torchvision_sources(info.torchvision, info.tv_weight_kwargs)
-    for src in sources:
-        if src.kind == "package":
-            mod_name, _, fn_name = src.loader.partition(":")
-            try:
-                loader = getattr(importlib.import_module(mod_name), fn_name)
-                sd = loader()
-            except ImportError:
-                looked.append(f"package {src.package} (not installed: pip install {src.package})")
-                continue
-            return ResolvedWeights(sd, f"package {src.package}", _head_classes(info, sd),
-                                   dict(src.model_kwargs), _meta(info, src))
-        if src.kind == "hub":
-            path = hub_checkpoint_dir() / src.file
-            if path.is_file():
-                sd = read_state_dict(path)
-                return ResolvedWeights(sd, str(path), _head_classes(info, sd),
-                                       dict(src.model_kwargs), _meta(info, src))
-            if str(path) not in looked:  # torchvision lists one file under several weight names
-                looked.append(str(path))
+    return sources
+
+
+def _location(src: PretrainedSource) -> tuple[bool, str]:
+    """(found, where): the hub-cache path or the package the checkpoint is read from."""
+    if src.kind == "hub":
+        path = hub_checkpoint_dir() / src.file
+        return path.is_file(), str(path)
+    return _has_module(src), f"package {src.package}"
+
+
+def _has_module(src: PretrainedSource) -> bool:
+    """The weight package itself (the loader lives in cnnlab; its data in ``src.package``)."""
+    module = src.package.replace("-", "_")
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _how_to_get(info: ModelInfo, src: PretrainedSource) -> str:
+    if src.kind == "package":
+        return f"pip install {src.package}"
+    enum = _tv_enum(info.torchvision)
+    url = enum[src.tag].url if enum is not None and src.tag in enum.__members__ else src.file
+    return f"download {url} into {hub_checkpoint_dir()}/"
+
+
+def list_pretrained(name: str) -> list[dict[str, Any]]:
+    """The ImageNet checkpoints known for model ``name`` (default first): tag, whether it is installed,
+    where it is looked for, its preprocessing and published top-1, and how to get it."""
+    from cnnlab.models._registry import get_model_info
+
+    info = get_model_info(name)
+    out = []
+    for i, src in enumerate(pretrained_sources(info)):
+        found, where = _location(src)
+        out.append({"tag": src.tag, "default": i == 0, "found": found, "where": where,
+                    "input_size": src.input_size, "resize_size": src.resize_size,
+                    "interpolation": src.interpolation, "top1": src.top1, "source": src.source,
+                    "get": _how_to_get(info, src)})
+    return out
+
+
+def parse_weights(weights: Any, info: ModelInfo) -> tuple[str | None, str | None]:
+    """``(tag, path)``: ``"imagenet"`` -> (None, None) meaning the default or the first installed;
+    ``"imagenet:TAG"`` or a torchvision weights enum member -> (TAG, None); anything else is a path."""
+    import torchvision
+
+    if isinstance(weights, torchvision.models.WeightsEnum):
+        enum = _tv_enum(info.torchvision)
+        if enum is None or type(weights) is not enum:
+            expected = enum.__name__ if enum is not None else "none (no torchvision twin)"
+            raise WeightsError(f"{type(weights).__name__}.{weights.name} are not weights for {info.name} "
+                               f"(its torchvision weights: {expected})")
+        return weights.name, None
+    text = str(weights)
+    kind, sep, tag = text.partition(":")
+    if kind.lower() == "imagenet":
+        if sep and not tag:
+            raise WeightsError(f'weights "{text}": name a tag after the colon, e.g. "imagenet:IMAGENET1K_V1"')
+        return (tag or None), None
+    return None, text
+
+
+def resolve_weights(info: ModelInfo, weights: Any) -> ResolvedWeights:
+    """Find the weights named by ``weights`` for model ``info`` (see :func:`parse_weights`).
+
+    ``"imagenet"`` takes the default checkpoint (the first of :func:`pretrained_sources`) when it is
+    installed, else the first installed one with a warning naming both; ``"imagenet:TAG"`` takes
+    exactly that one (``DEFAULT`` = the default). Nothing installed is one error that lists where
+    it looked and how to get a file. The tag is recorded in the returned ``meta``.
+    """
+    if isinstance(weights, ResolvedWeights):  # already resolved (e.g. to read its preprocessing first)
+        return weights
+    tag, path = parse_weights(weights, info)
+    if path is not None:
+        sd = read_state_dict(path)
+        return ResolvedWeights(sd, path, _head_classes(info, sd), meta={**_meta(info, None), "tag": "file"})
+    sources = pretrained_sources(info)
     if not sources:
         raise WeightsError(f"no ImageNet weights are known for {info.name}; pass a file path instead")
-    raise WeightsError(f"no ImageNet weights for {info.name} found; looked in: {'; '.join(looked)}")
+    if tag is not None:
+        tags = [s.tag for s in sources]
+        wanted = tags[0] if tag.upper() == "DEFAULT" else tag
+        chosen = [s for s in sources if s.tag.upper() == wanted.upper()]
+        if not chosen:
+            raise WeightsError(f"unknown weights tag {tag!r} for {info.name}; known: {', '.join(tags)}, DEFAULT")
+        sources = chosen
+    looked: list[str] = []
+    for i, src in enumerate(sources):
+        resolved = _load_source(info, src)
+        if resolved is None:
+            where = _location(src)[1]
+            if where not in looked:  # torchvision lists one file under several weight names
+                looked.append(where)
+            continue
+        if i > 0:
+            warnings.warn(f"{info.name}: the default ImageNet weights {sources[0].tag} are not installed "
+                          f"({looked[0]}); loaded {src.tag} from {resolved.origin} instead "
+                          f"(weights=\"imagenet:{src.tag}\" silences this)", UserWarning, stacklevel=3)
+        return resolved
+    what = f"{tag} weights" if tag is not None else "ImageNet weights"
+    hints = "; or ".join(dict.fromkeys(_how_to_get(info, s) for s in sources))
+    raise WeightsError(f"no {what} for {info.name} found (nothing is downloaded); looked in: {'; '.join(looked)}. "
+                       f"To get them: {hints}; or pass a weights file path")
+
+
+def _load_source(info: ModelInfo, src: PretrainedSource) -> ResolvedWeights | None:
+    """The checkpoint of ``src``, or None when it is not installed."""
+    if src.kind == "package":
+        if not _has_module(src):
+            return None
+        mod_name, _, fn_name = src.loader.partition(":")
+        try:
+            sd = getattr(importlib.import_module(mod_name), fn_name)()
+        except ImportError:
+            return None
+        origin = f"package {src.package}"
+    else:
+        path = hub_checkpoint_dir() / src.file
+        if not path.is_file():
+            return None
+        sd, origin = read_state_dict(path), str(path)
+    return ResolvedWeights(sd, origin, _head_classes(info, sd), dict(src.model_kwargs), _meta(info, src))
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
@@ -188,4 +298,5 @@ def load_into(model: nn.Module, weights: ResolvedWeights, in_chans: int = 3) -> 
 
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ResolvedWeights", "adapt_input_conv", "imagenet_categories",
-           "load_into", "read_state_dict", "resolve_weights"]
+           "list_pretrained", "load_into", "parse_weights", "pretrained_sources", "read_state_dict",
+           "resolve_weights"]
