@@ -40,7 +40,9 @@ def test_members_train_on_bootstrap_resamples(fmnist, tiny_cfg, tmp_path, monkey
     with pytest.raises(_Stop):
         bag(tiny_cfg, members=3, data=fmnist, out_dir=tmp_path)
     n = len(fmnist.train)
+    assert len(seen) == 3
     for i, job in enumerate(seen):
+        assert job.train_idx is not None
         idx = torch.tensor(job.train_idx)
         assert idx.numel() == n and idx.max() < n
         distinct = idx.unique().numel() / n
@@ -78,10 +80,10 @@ def test_vote_rules_by_hand():
 
 def test_saved_run_directories_recombine_to_the_same_numbers(bagged, fmnist, capsys):
     members = [load_member(m.path.rsplit("/", 1)[0]) for m in bagged.members]
-    again, probs = evaluate_ensemble(members, fmnist.test, vote_method="soft")
+    again, probs = evaluate_ensemble(members, fmnist.test, vote="soft")
     assert [m.top1 for m in again.members] == [m.top1 for m in bagged.members]
     assert again.top1 == bagged.top1 and probs.shape == (5, 500, 10)
-    hard, _ = evaluate_ensemble(members, fmnist.test, vote_method="hard")
+    hard, _ = evaluate_ensemble(members, fmnist.test, vote="hard")
     assert hard.top1 == bagged.votes["hard"]
 
 

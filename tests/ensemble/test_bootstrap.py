@@ -66,8 +66,8 @@ def test_eval_bootstrap_cli(fmnist, tiny_cfg, tmp_path, capsys):
     assert boot["top1"]["low"] < out["top1"] < boot["top1"]["high"]
     assert 0.005 < boot["top1"]["high"] - boot["top1"]["low"] < 0.03  # binomial width at n = 10,000: ~0.018
     assert [c["point"] for c in boot["per_class"]] == pytest.approx(out["per_class"])
-    assert main(["eval", "--checkpoint", str(run), "--bootstrap", "200"]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--bootstrap", "200", "--plot", str(tmp_path / "ci.png")]) == 0
     text = capsys.readouterr().out
-    assert "percentile bootstrap" in text and "Ankle boot" in text
+    assert "percentile bootstrap" in text and "Ankle boot" in text and (tmp_path / "ci.png").stat().st_size > 1000
     assert main(["eval", "--checkpoint", str(run), "--bootstrap", "1"]) == 2
     assert capsys.readouterr().err.count("\n") == 1

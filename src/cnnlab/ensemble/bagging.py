@@ -60,7 +60,7 @@ def bag(cfg, members: int = 5, *, vote: str = "soft", resample: str = "bootstrap
         jobs.append(MemberJob(f"member-{i:02d}", member_config(cfg, out, f"member-{i:02d}", seed=cfg.seed + i), idx))
     runs = run_members(jobs, data, spec, workers, on_member)
     loaded = [load_member(r.run_dir, r.name) for r in runs]
-    result, _ = evaluate_ensemble(loaded, data.test, vote_method=vote, tta=cfg.tta, batch_size=cfg.eval_batch_size,
+    result, _ = evaluate_ensemble(loaded, data.test, vote=vote, tta=cfg.tta, batch_size=cfg.eval_batch_size,
                                   device=resolve_device(cfg.device), kind="bagging",
                                   data_name=f"{cfg.data} ({data.test_name})")
     result.out_dir = str(out)

@@ -186,7 +186,7 @@ def score(probs: torch.Tensor, labels: torch.Tensor, members: Sequence[tuple[str
                           int(labels.numel()), data, tta, kind)
 
 
-def evaluate_ensemble(members: Sequence[Member], data: Any, *, vote_method: str = "soft", tta: str = "none",
+def evaluate_ensemble(members: Sequence[Member], data: Any, *, vote: str = "soft", tta: str = "none",
                       batch_size: int = 512, device: str | torch.device = "cpu", kind: str = "ensemble",
                       data_name: str = "") -> tuple[EnsembleResult, torch.Tensor]:
     """Score ``members`` on ``data``; returns the result and the member probabilities ``[M, N, K]``."""
@@ -197,13 +197,13 @@ def evaluate_ensemble(members: Sequence[Member], data: Any, *, vote_method: str 
                           f"{members[0].meta['in_chans']} channels)")
     probs = torch.stack([member_probs(m, data, tta=tta, batch_size=batch_size, device=device) for m in members])
     classes = members[0].meta.get("classes") or list(data.classes)
-    result = score(probs, data.labels, [(m.name, str(m.path)) for m in members], vote_method=vote_method,
+    result = score(probs, data.labels, [(m.name, str(m.path)) for m in members], vote_method=vote,
                    classes=classes, data=data_name, tta=tta, kind=kind)
     return result, probs
 
 
 def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_dir: str | None = None,
-                  split: str = "test", vote_method: str = "soft", tta: str = "none", batch_size: int = 512,
+                  split: str = "test", vote: str = "soft", tta: str = "none", batch_size: int = 512,
                   device: str = "auto", holdout: float = 0.2, holdout_seed: int = 0,
                   train_subset: int = 0) -> EnsembleResult:
     """Combine saved runs/checkpoints and evaluate them on ``data`` (default: the dataset the members were
@@ -215,8 +215,8 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
     from cnnlab.ensemble.members import DataSpec, load_data
     from cnnlab.train.engine import resolve_device
 
-    if vote_method not in VOTES:
-        raise ConfigError(f"--vote {vote_method!r} is not one of {', '.join(VOTES)}")
+    if vote not in VOTES:
+        raise ConfigError(f"--vote {vote!r} is not one of {', '.join(VOTES)}")
     if tta not in ("none", "flip", "crop", "flip,crop"):
         raise ConfigError(f"--tta {tta!r} is not one of none, flip, crop, flip,crop")
     if not paths:
@@ -241,7 +241,7 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
     else:
         opts = dict(image_size=m0["img_size"], channels=m0["in_chans"]) if folder else {}
         ds = load_dataset(data, split=split, data_dir=data_dir, **opts)
-    result, _ = evaluate_ensemble(members, ds, vote_method=vote_method, tta=tta, batch_size=batch_size,
+    result, _ = evaluate_ensemble(members, ds, vote_method=vote, tta=tta, batch_size=batch_size,
                                   device=resolve_device(device), data_name=f"{data}/{split}")
     result.wall_s = time.perf_counter() - t0
     return result

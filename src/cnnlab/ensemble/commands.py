@@ -331,7 +331,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         return 0
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    result = ensemble_runs(args.runs, data=args.data, data_dir=args.data_dir, split=args.split, vote_method=args.vote,
+    result = ensemble_runs(args.runs, data=args.data, data_dir=args.data_dir, split=args.split, vote=args.vote,
                            tta=tta, batch_size=args.batch_size, device=args.device, holdout=args.holdout,
                            holdout_seed=args.holdout_seed, train_subset=args.train_subset)
     plot = Path(args.plot) if args.plot else Path("runs") / f"ensemble-{time.strftime('%Y%m%d-%H%M%S')}.png"

@@ -34,6 +34,7 @@ def register(sub) -> None:
                         "bootstrap resamples of the evaluated images (e.g. 1000)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of --bootstrap [0.95]")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples [0]")
+    p.add_argument("--plot", metavar="PNG", help="with --bootstrap: write the per-class intervals figure here")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -159,6 +160,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pred = predict_labels(model, data, tta=tta, batch_size=args.batch_size, device=device, prepare=prepare)
         boot = bootstrap_accuracy(pred == data.labels, data.labels, num_classes=len(classes), classes=classes,
                                   resamples=args.bootstrap, confidence=args.confidence, seed=args.bootstrap_seed)
+    if boot is not None and args.plot:
+        from cnnlab.ensemble.plots import plot_bootstrap
+
+        plot_bootstrap(boot, args.plot)
     if args.json:
         extra = {"bootstrap": boot.to_dict()} if boot is not None else {}
         print(json.dumps({"checkpoint": str(ckpt.path), "data": data_name, "split": args.split, "tta": tta,
