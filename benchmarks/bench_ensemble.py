@@ -56,7 +56,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def done(run) -> None:
-        print(f"  {run.name}: test top-1 {100 * run.final['top1']:.2f}% (flip TTA), {run.wall_s:.0f} s, "
+        print(f"  {run.name}: test top-1 {100 * run.final.get('top1', float('nan')):.2f}% (flip TTA), {run.wall_s:.0f} s, "
               f"{load_avg()}", flush=True)
 
     r = bag(cfg, members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out, on_member=done)

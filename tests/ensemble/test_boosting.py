@@ -35,7 +35,7 @@ def test_boosting_run_logs_what_samme_computes(fmnist, tiny_cfg, tmp_path):
         assert r.alpha == pytest.approx(samme_alpha(r.weighted_error, 10))
         assert 0 < r.weighted_error < 0.9
     assert rounds[0].ensemble_top1 == rounds[0].member_top1  # one learner: the vote is its prediction
-    assert result.ensemble.top1 == rounds[-1].ensemble_top1 > 0.4  # majority-class baseline: 0.10
+    assert result.ensemble.top1 == rounds[-1].ensemble_top1 > 0.25  # majority-class baseline: 0.10
     assert [m.top1 for m in result.ensemble.members] == [r.member_top1 for r in rounds]
     # re-derive round 2's weighted error from the saved learners: weights after round 1, round 2's misses
     y = fmnist.train.labels

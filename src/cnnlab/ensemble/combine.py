@@ -241,7 +241,7 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
     else:
         opts = dict(image_size=m0["img_size"], channels=m0["in_chans"]) if folder else {}
         ds = load_dataset(data, split=split, data_dir=data_dir, **opts)
-    result, _ = evaluate_ensemble(members, ds, vote_method=vote, tta=tta, batch_size=batch_size,
+    result, _ = evaluate_ensemble(members, ds, vote=vote, tta=tta, batch_size=batch_size,
                                   device=resolve_device(device), data_name=f"{data}/{split}")
     result.wall_s = time.perf_counter() - t0
     return result

@@ -136,6 +136,9 @@ def train_member(job: MemberJob, data: MemberData) -> MemberRun:
     t0 = time.perf_counter()
     result = fit(cfg, train_data=train, val_data=val, test_data=test, sample_weights=weights)
     wall = time.perf_counter() - t0
+    if result.interrupted:  # Ctrl-C/SIGTERM: the member saved its last checkpoint; stop the whole command
+        raise KeyboardInterrupt(f"{job.name} interrupted; its run directory {result.run_dir} can be resumed with "
+                                f"`cnnlab train --resume {result.run_dir}`")
     summary_path = Path(result.run_dir) / "result.json"
     final_weights = "last"
     if summary_path.is_file():
