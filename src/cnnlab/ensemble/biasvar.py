@@ -113,7 +113,8 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
                   on_member: Callable[[Any], None] | None = None) -> BiasVarianceResult:
     """Train ``models`` members of ``cfg`` on bootstrap resamples (seeds ``cfg.seed + i``), decompose their
     test 0-1 loss; with ``sweep`` (a TrainConfig field such as ``epochs``/``model``, or a model keyword such
-    as ``widths``) once per value -- a capacity sweep. Writes ``OUT/biasvar.json``."""
+    as ``widths``) once per value -- a capacity sweep; every value trains on the same ``models`` resamples.
+    Writes ``OUT/biasvar.json``."""
     from cnnlab.data import bootstrap_indices
     from cnnlab.ensemble.combine import load_member, member_probs
     from cnnlab.ensemble.members import (

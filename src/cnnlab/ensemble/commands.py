@@ -291,8 +291,7 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
         _write_json(args, result.to_dict())
         return 0
     t = Table(title=f"Domingos 0-1 bias/variance on {result.data} ({args.models} bootstrap models per setting)")
-    for c in (key or "setting", "test error", "bias", "net variance", "= var(unbiased)", "- var(biased)",
-              "variance (unsigned)"):
+    for c in (key or "setting", "error", "bias", "net var", "+V unbiased", "-V biased", "V unsigned"):
         t.add_column(c, justify="right")
     for p in result.points:
         d = p.decomposition
@@ -300,7 +299,7 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
                   _pct(d.var_unbiased), _pct(d.var_biased), _pct(d.variance))
     console = _console()
     console.print(t)
-    console.print(f"test error = bias + net variance (exactly); wall {result.wall_s:.1f} s; {out}/biasvar.json, "
+    console.print(f"error = bias + net var = bias + V unbiased - V biased (exactly; Domingos 2000); wall {result.wall_s:.1f} s; {out}/biasvar.json, "
                   f"figure {plot}")
     return 0
 
