@@ -38,6 +38,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="override the recipe's 2 threads per member")
     ap.add_argument("--train-subset", type=int, default=0, help="train on N of the 60,000 images (a reduced run)")
+    ap.add_argument("--amp", default=None, help="override the recipe's bf16 autocast (off: fp32, faster on CPUs "
+                                                "without native bf16)")
+    ap.add_argument("--no-epoch-eval", action="store_true",
+                    help="members skip the per-epoch test evaluation (they are evaluated once, by the ensemble)")
     ap.add_argument("--out-dir", default=None, help="keep the members' run directories here")
     ap.add_argument("--quick", action="store_true", help="2 members x 1 epoch")
     args = ap.parse_args()
@@ -53,15 +57,19 @@ def main() -> None:
         cfg = cfg.replace(threads=args.threads)
     if args.train_subset:
         cfg = cfg.replace(train_subset=args.train_subset)
+    if args.amp:
+        cfg = cfg.replace(amp=args.amp)
+    if args.no_epoch_eval:
+        cfg = cfg.replace(eval_test=False)
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_ensemble-")
     print(f"{members} x fashion-fast ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
-          f"TTA {cfg.tta}, {cfg.threads} threads), "
+          f"TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
           f"resample {args.resample}, {args.vote} vote, {args.workers} worker(s); {load_avg()}", flush=True)
     t0 = time.perf_counter()
 
     def done(run) -> None:
-        print(f"  {run.name}: test top-1 {100 * run.final.get('top1', float('nan')):.2f}% (flip TTA), {run.wall_s:.0f} s, "
-              f"{load_avg()}", flush=True)
+        acc = f"test top-1 {100 * run.final['top1']:.2f}% (flip TTA), " if run.final.get("split") == "test" else ""
+        print(f"  {run.name}: {acc}{run.wall_s:.0f} s, {load_avg()}", flush=True)
 
     r = bag(cfg, members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out, on_member=done)
     wall = time.perf_counter() - t0
