@@ -26,6 +26,7 @@ from cnnlab.ensemble.members import (
     member_config,
     run_members,
     spec_of,
+    torch_threads,
 )
 from cnnlab.errors import ConfigError
 
@@ -60,9 +61,10 @@ def bag(cfg, members: int = 5, *, vote: str = "soft", resample: str = "bootstrap
         jobs.append(MemberJob(f"member-{i:02d}", member_config(cfg, out, f"member-{i:02d}", seed=cfg.seed + i), idx))
     runs = run_members(jobs, data, spec, workers, on_member)
     loaded = [load_member(r.run_dir, r.name) for r in runs]
-    result, _ = evaluate_ensemble(loaded, data.test, vote=vote, tta=cfg.tta, batch_size=cfg.eval_batch_size,
-                                  device=resolve_device(cfg.device), kind="bagging",
-                                  data_name=f"{cfg.data} ({data.test_name})")
+    with torch_threads(cfg.threads):
+        result, _ = evaluate_ensemble(loaded, data.test, vote=vote, tta=cfg.tta, batch_size=cfg.eval_batch_size,
+                                      device=resolve_device(cfg.device), kind="bagging",
+                                      data_name=f"{cfg.data} ({data.test_name})")
     result.out_dir = str(out)
     result.wall_s = time.perf_counter() - t0
     result.extra = {"resample": resample, "member_wall_s": [r.wall_s for r in runs], "workers": workers}

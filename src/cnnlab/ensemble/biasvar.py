@@ -124,6 +124,7 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
         member_config,
         run_members,
         spec_of,
+        torch_threads,
     )
     from cnnlab.train.engine import resolve_device
 
@@ -144,8 +145,9 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
         jobs = [MemberJob(f"model-{i:02d}", member_config(c, sub, f"model-{i:02d}", seed=cfg.seed + i), samples[i])
                 for i in range(models)]
         runs = run_members(jobs, data, spec, workers, on_member)
-        preds = torch.stack([member_probs(load_member(r.run_dir, r.name), data.test, tta=c.tta,
-                                          batch_size=c.eval_batch_size, device=device).argmax(1) for r in runs])
+        with torch_threads(c.threads):
+            preds = torch.stack([member_probs(load_member(r.run_dir, r.name), data.test, tta=c.tta,
+                                              batch_size=c.eval_batch_size, device=device).argmax(1) for r in runs])
         points.append(SweepPoint(value, decompose(preds, data.test.labels, data.test.num_classes),
                                  [r.run_dir for r in runs]))
     result = BiasVarianceResult(sweep, points, str(out), f"{cfg.data} ({data.test_name})", time.perf_counter() - t0)

@@ -38,6 +38,7 @@ from cnnlab.ensemble.members import (
     member_config,
     run_members,
     spec_of,
+    torch_threads,
 )
 from cnnlab.errors import ConfigError
 
@@ -132,7 +133,8 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
         run = run_members([job], data, spec)[0]
         member = load_member(run.run_dir, name)
         kw = dict(tta=cfg.tta, batch_size=cfg.eval_batch_size, device=device)
-        pred_train = member_probs(member, train, **kw).argmax(1)
+        with torch_threads(cfg.threads):
+            pred_train = member_probs(member, train, **kw).argmax(1)
         miss = pred_train != ytrain
         new_w, err, alpha = samme_update(w, miss, k)
         if alpha <= 0:
@@ -145,7 +147,8 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
         members.append(member)
         alphas.append(alpha)
         train_preds.append(pred_train)
-        test_probs.append(member_probs(member, test, **kw))
+        with torch_threads(cfg.threads):
+            test_probs.append(member_probs(member, test, **kw))
         a = torch.tensor(alphas, dtype=torch.float64)
         ens_test = vote(torch.stack(test_probs), "hard", a)
         ens_train = _weighted_vote(torch.stack(train_preds), a, k)

@@ -12,6 +12,7 @@ from its :class:`DataSpec` and trains on the member's indices, so nothing large 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -191,6 +192,18 @@ def member_config(cfg, out_dir: Path, name: str, **changes) -> dict:
     """The member's TrainConfig dict: ``cfg`` writing to ``out_dir/name``; the training subset is already
     applied by :func:`load_data`, so ``train_subset`` is cleared."""
     return cfg.replace(out_dir=str(Path(out_dir) / name), train_subset=0, **changes).to_dict()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Evaluate with the members' ``threads`` setting (0 = leave torch's), restored afterwards."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_out_dir(kind: str, cfg) -> Path:
