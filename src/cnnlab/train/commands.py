@@ -12,17 +12,12 @@ from cnnlab.errors import ConfigError
 
 
 def register(sub) -> None:
-    from cnnlab.train.config import add_config_arguments
-
     p = sub.add_parser("train", help="train a model (TrainConfig options, a --recipe or a --config YAML)",
                        description="Train a model. Precedence: --recipe < --config file < flags. "
                                    "--resume RUN_DIR continues a run exactly where its last checkpoint stopped.")
-    p.add_argument("--recipe", help="start from a named recipe (see cnnlab.train.recipes)")
-    p.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (or from a checkpoint file)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch (logs, CI)")
     p.add_argument("--json", action="store_true", help="print the final result as JSON")
-    add_config_arguments(p)
+    add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: loss, top-1/top-5, per-class accuracy")
@@ -34,6 +29,12 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even if the run kept an EMA")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                   help="also a percentile confidence interval of top-1 and per-class accuracy from B "
+                        "bootstrap resamples of the evaluated images (e.g. 1000)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of --bootstrap [0.95]")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples [0]")
+    p.add_argument("--plot", metavar="PNG", help="with --bootstrap: write the per-class intervals figure here")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -46,6 +47,17 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------------- train
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """``--recipe``, ``--config YAML``, ``--quiet`` and one flag per TrainConfig field: every command that
+    trains (``train``, ``cv``, ``bag``, ``boost``, ``biasvar``) takes the same options."""
+    from cnnlab.train.config import add_config_arguments
+
+    p.add_argument("--recipe", help="start from a named recipe (see cnnlab.train.recipes)")
+    p.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
+    p.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch (logs, CI)")
+    add_config_arguments(p)
+
+
 def build_config(args: argparse.Namespace):
     """TrainConfig from --recipe, --config and the flags (or the resumed run's config)."""
     from cnnlab.train.checkpoint import load_checkpoint
@@ -56,7 +68,7 @@ def build_config(args: argparse.Namespace):
     overrides = cli_overrides(args)
     if args.quiet and "progress" not in overrides:
         overrides["progress"] = "line"
-    if args.resume:
+    if getattr(args, "resume", None):
         if args.recipe or args.config_file:
             raise ConfigError("--resume takes the run's own config; drop --recipe/--config")
         ckpt = load_checkpoint(args.resume, prefer="last")
@@ -117,6 +129,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.bootstrap and (args.bootstrap < 2 or not 0 < args.confidence < 1):
+        raise ConfigError(f"--bootstrap needs B >= 2 resamples and --confidence in (0, 1), got {args.bootstrap} "
+                          f"and {args.confidence}")
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt.config
     tta = args.tta if args.tta is not None else cfg.tta
@@ -146,11 +161,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pass
     metrics = evaluate(model, data, batch_size=args.batch_size, tta=tta, device=device, prepare=prepare)
     classes = ckpt.classes or data.classes
+    boot = None
+    if args.bootstrap:
+        from cnnlab.ensemble.bootstrap import bootstrap_accuracy, predict_labels
+
+        pred = predict_labels(model, data, tta=tta, batch_size=args.batch_size, device=device, prepare=prepare)
+        boot = bootstrap_accuracy(pred == data.labels, data.labels, num_classes=len(classes), classes=classes,
+                                  resamples=args.bootstrap, confidence=args.confidence, seed=args.bootstrap_seed)
+    if boot is not None and args.plot:
+        from cnnlab.ensemble.plots import plot_bootstrap
+
+        plot_bootstrap(boot, args.plot)
     if args.json:
+        extra = {"bootstrap": boot.to_dict()} if boot is not None else {}
         print(json.dumps({"checkpoint": str(ckpt.path), "data": data_name, "split": args.split, "tta": tta,
-                          **metrics, "classes": classes}, indent=1))
+                          **metrics, "classes": classes, **extra}, indent=1))
         return 0
     print(f"{ckpt.path} on {data_name}/{args.split} ({metrics['n']} images, TTA {tta}):")
+    if boot is not None:
+        from cnnlab.ensemble.commands import print_bootstrap
+
+        print(f"  loss {metrics['loss']:.4f}  top-5 {100 * metrics['top5']:.2f}%")
+        print_bootstrap(boot)
+        return 0
     print(f"  loss {metrics['loss']:.4f}  top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%")
     width = max(len(c) for c in classes)
     for name, acc in zip(classes, metrics["per_class"]):
