@@ -47,19 +47,23 @@ def zoo_rows(pattern: str | None = None, macs: bool = True) -> list[ZooRow]:
 
 
 def print_zoo(pattern: str | None = None, macs: bool = True) -> None:
-    from rich.console import Console
+    """Print the zoo table. Names are never cut: the name column is as wide as the longest name,
+    and off a terminal (a log, a pipe) the console does not squeeze the table to 80 columns."""
     from rich.table import Table
+
+    from cnnlab._console import make_console
+    from cnnlab.analysis.summary import format_macs
 
     rows = zoo_rows(pattern, macs)
     table = Table(title=f"cnnlab model zoo ({len(rows)} models)")
-    table.add_column("model", style="bold")
-    table.add_column("family")
-    table.add_column("params", justify="right")
-    table.add_column("input", justify="right")
-    table.add_column("GMACs", justify="right")
+    table.add_column("model", style="bold", no_wrap=True, min_width=max((len(r.name) for r in rows), default=5))
+    table.add_column("family", overflow="fold")
+    table.add_column("params", justify="right", overflow="fold")
+    table.add_column("input", justify="right", overflow="fold")
+    table.add_column("MACs", justify="right", overflow="fold")
     table.add_column("torchvision twin")
     for r in rows:
-        gm = f"{r.gmacs:.3f}" if r.gmacs is not None else "-"
-        table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), gm,
+        mac = format_macs(r.gmacs * 1e9) if r.gmacs is not None else "-"
+        table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), mac,
                       r.torchvision or "-")
-    Console().print(table)
+    make_console().print(table)
