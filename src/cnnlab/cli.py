@@ -13,7 +13,8 @@ import sys
 
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("cnnlab.analysis.commands", "cnnlab.data.commands", "cnnlab.train.commands")
+COMMAND_MODULES = ("cnnlab.analysis.commands", "cnnlab.data.commands", "cnnlab.train.commands",
+                   "cnnlab.viz.commands", "cnnlab.export.commands")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

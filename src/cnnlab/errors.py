@@ -27,3 +27,7 @@ class CheckpointError(CnnlabError, ValueError):
 
 class DataError(CnnlabError, ValueError):
     """A dataset that is missing, empty, corrupt or of the wrong shape."""
+
+
+class ExportError(CnnlabError, RuntimeError):
+    """A model that cannot be exported, or whose export does not reproduce PyTorch's outputs."""
