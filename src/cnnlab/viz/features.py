@@ -77,8 +77,14 @@ def feature_maps(source: str | os.PathLike | nn.Module | LoadedModel, image: Ima
                           "(`cnnlab inspect MODEL --depth -1` lists all)")
     view = model_view(loaded, image)
     outs: dict[str, torch.Tensor] = {}
-    hooks = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: outs.setdefault(n, o.detach().clone()))
-             for n in layers]
+
+    def keep(name: str):
+        def hook(_m, _i, out) -> None:  # returns None: a returned value would replace the module's output
+            if name not in outs:
+                outs[name] = out.detach().clone()  # a copy: an in-place ReLU may overwrite ``out`` next
+        return hook
+
+    hooks = [modules[n].register_forward_hook(keep(n)) for n in layers]
     try:
         with torch.no_grad():
             model(view.x)
