@@ -200,6 +200,9 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
             sess = _ort_session(data)
         except Exception as e:
             raise ExportError(f"{loaded.name}: ONNX Runtime cannot load the export: {_first_line(e)}") from None
+        if not sess.get_inputs():
+            raise ExportError(f"{what} ({exporter} exporter): the graph has no input, the forward leaves torch "
+                              "(.numpy(), .item(), Python numbers), so the export recorded constants")
         name_in = sess.get_inputs()[0].name
 
         def run(x: torch.Tensor) -> np.ndarray:
