@@ -116,6 +116,12 @@ def test_a_model_that_cannot_export_says_why_in_one_line(tmp_path, capsys):
         export_model(NumpyInside(), tmp_path / "n.onnx", exporter="legacy", latency_runs=0)
     assert str(e.value).startswith("NumpyInside cannot be exported to onnx (legacy exporter): the graph has no input")
     assert "\n" not in str(e.value)
+    # a zoo model the legacy exporter refuses: AlexNet at 32x32 pools a 1x1 map to 6x6
+    with pytest.raises(ExportError, match=r"^AlexNet cannot be exported to onnx \(legacy exporter\): "
+                                          r"SymbolicValueError: Unsupported: ONNX export of operator "
+                                          r"adaptive_avg_pool2d, output size that are not factor of input size"):
+        export_model(create_model("alexnet", img_size=32, num_classes=10), tmp_path / "a.onnx", exporter="legacy",
+                     latency_runs=0)
     with pytest.raises(ConfigError, match="use one of onnx, torchscript"):
         export_model(NumpyInside(), tmp_path / "n.x", "tflite")
     with pytest.raises(ConfigError, match="dynamo ONNX exporter writes opset 18 or newer"):
@@ -147,10 +153,10 @@ FAMILY_REPS.update({"AlexNet": "alexnet", "ResNet": "resnet18", "VGG": "vgg11", 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILY_REPS))
 def test_every_family_exports(family, tmp_path):
-    """One model per family at a 32x32 input (28 for FastNet): ONNX (legacy exporter, for speed) and
+    """One model per family at a 32x32 input (28 for FastNet, 224 for AlexNet): ONNX (legacy exporter, for speed) and
     TorchScript, each checked against PyTorch on the photo by export_model itself."""
     name = FAMILY_REPS[family]
-    size = 28 if family == "FastNet" else 32
+    size = {"FastNet": 28, "AlexNet": 224}.get(family, 32)  # AlexNet's 6x6 adaptive pool: see below
     model = calibrated(name, size, num_classes=10)
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
         r = export_model(model, tmp_path / f"{name}{suffix}", fmt, exporter="legacy", latency_runs=0)
