@@ -10,6 +10,7 @@ import sys
 
 from rich.console import Console
 
+from cnnlab._console import make_console
 from cnnlab.errors import CnnlabError
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnlab.demo")
     parser.add_argument("--no-train", action="store_true", help="skip the training run")
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()  # off a terminal: no mid-word wrapping of the photo path, no cut tables
     try:
         from cnnlab.zoo import print_zoo
 

@@ -35,3 +35,7 @@ class NonFiniteLossError(CnnlabError, FloatingPointError):
 
 class TrainingError(CnnlabError, RuntimeError):
     """A worker process of a multi-process run failed."""
+
+
+class ExportError(CnnlabError, RuntimeError):
+    """A model that cannot be exported, or whose export does not reproduce PyTorch's outputs."""

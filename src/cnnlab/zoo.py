@@ -50,25 +50,29 @@ def zoo_rows(pattern: str | None = None, macs: bool = True, task: str | None = N
 
 
 def print_zoo(pattern: str | None = None, macs: bool = True, task: str | None = None) -> None:
-    """The classifiers' table, then one table per other task (segmentation: FCNs, logits at input size)."""
-    from rich.console import Console
+    """The classifiers' table, then one table per other task (segmentation: FCNs, logits at input size).
+    Names are never cut: the name column is as wide as the longest name, and off a terminal (a log,
+    a pipe) the console does not squeeze the table to 80 columns."""
     from rich.table import Table
 
+    from cnnlab._console import make_console
+    from cnnlab.analysis.summary import format_macs
+
     rows = zoo_rows(pattern, macs, task)
-    console = Console()
+    console = make_console()
     for t in sorted({r.task for r in rows}, key=lambda t: t != "classification"):
         group = [r for r in rows if r.task == t]
         title = f"cnnlab model zoo ({len(group)} models)" if t == "classification" else f"{t} models ({len(group)})"
         table = Table(title=title)
-        table.add_column("model", style="bold", no_wrap=True)
-        table.add_column("family")
-        table.add_column("params", justify="right")
-        table.add_column("input", justify="right")
-        table.add_column("GMACs", justify="right")
+        table.add_column("model", style="bold", no_wrap=True, min_width=max(len(r.name) for r in group))
+        table.add_column("family", overflow="fold")
+        table.add_column("params", justify="right", overflow="fold")
+        table.add_column("input", justify="right", overflow="fold")
+        table.add_column("MACs", justify="right", overflow="fold")
         last = "torchvision twin" if t == "classification" else "classes"
         table.add_column(last, justify="left" if t == "classification" else "right")
         for r in group:
-            gm = f"{r.gmacs:.3f}" if r.gmacs is not None else "-"
+            mac = format_macs(r.gmacs * 1e9) if r.gmacs is not None else "-"
             extra = (r.torchvision or "-") if t == "classification" else str(get_model_info(r.name).num_classes)
-            table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), gm, extra)
+            table.add_row(r.name, r.family, f"{r.params:,}", "x".join(map(str, r.input_size)), mac, extra)
         console.print(table)

@@ -13,6 +13,7 @@ import functools
 import gc
 import io
 import json
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from torch.utils._device import _device_constructors
 from cnnlab.analysis.tracer import Geo, trace_module
 from cnnlab.errors import ConfigError
 
-__all__ = ["LayerRow", "Summary", "inspect", "count_macs", "parse_size", "build_meta"]
+__all__ = ["LayerRow", "Summary", "inspect", "count_macs", "format_macs", "parse_size", "build_meta"]
 
 COLUMNS = ("layer", "type", "input_shape", "output_shape", "params", "trainable_params", "frozen_params",
            "macs", "other_ops", "receptive_field", "jump", "activation_bytes")
@@ -139,8 +140,8 @@ class Summary:
             f"Input: {_shape((1, *self.input_size))}   Output: {_shape(self.output_shape)}",
             f"Total params: {self.total_params:,}  (trainable {self.trainable_params:,}, "
             f"frozen {self.frozen_params:,}; {_bytes(self.param_bytes)})",
-            f"MACs: {self.total_macs:,} ({self.total_macs / 1e9:.3f} G; FLOPs = 2 x MACs = "
-            f"{self.total_flops / 1e9:.3f} G)   other ops: {self.total_other_ops:,}",
+            f"MACs: {self.total_macs:,} ({format_macs(self.total_macs)}; FLOPs = 2 x MACs = "
+            f"{format_macs(self.total_flops, 'FLOPs')})   other ops: {self.total_other_ops:,}",
             f"Peak activation memory (batch 1, inference): {_bytes(self.peak_activation_bytes)}   "
             f"Receptive field: {_geo_str(self.receptive_field)}",
             "MACs count conv, transposed conv, linear and matmul multiply-adds; BN, pooling, "
@@ -212,6 +213,23 @@ def _bytes(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)  # pragma: no cover
+
+
+def format_macs(n: int | float, unit: str = "MACs") -> str:
+    """``n`` multiply-adds in MMACs or GMACs with three significant figures.
+
+    ``416520 -> "0.417 MMACs"`` (LeNet-5), ``385187552 -> "385 MMACs"``, ``15470264320 -> "15.5 GMACs"``
+    (VGG-16): a small net no longer reads ``0.000 G``. G from 1e9 on (after rounding), else M.
+    """
+    if n is None:
+        return "-"
+    n = float(f"{float(n):.3g}")  # round to 3 significant figures first, so 999.96e6 -> "1.00 G"
+    if n == 0:
+        return f"0 M{unit}"
+    scale, prefix = (1e9, "G") if abs(n) >= 1e9 else (1e6, "M")
+    v = n / scale
+    decimals = max(0, 2 - math.floor(math.log10(abs(v))))
+    return f"{v:.{decimals}f} {prefix}{unit}"
 
 
 def _geo_str(v: Any) -> str:
