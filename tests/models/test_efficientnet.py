@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torchvision
-from helpers import meta_model, n_params
+from helpers import assert_same_function, calibrate, meta_model, n_params
 from torch import nn
 
 import cnnlab
@@ -237,20 +237,16 @@ def test_hub_sources_match_torchvision_weights_enum(name):
         assert w.meta["num_params"] == info.params
 
 
-def test_hub_weights_found_in_torch_hub_cache(tmp_path):
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path))
-    try:
-        with pytest.raises(WeightsError, match="efficientnet_b0_rwightman-7f5810bc.pth"):
-            cnnlab.create_model("efficientnet_b0", weights="imagenet")
-        tv = torchvision.models.efficientnet_b0().eval()
-        (tmp_path / "checkpoints").mkdir()
-        torch.save(tv.state_dict(), tmp_path / "checkpoints" / "efficientnet_b0_rwightman-7f5810bc.pth")
-        model = cnnlab.create_model("efficientnet_b0", weights="imagenet").eval()
-    finally:
-        torch.hub.set_dir(old)
+def test_hub_weights_found_in_torch_hub_cache(tmp_path, monkeypatch):
+    # torch.hub.set_dir(old) would pin the hub directory for the rest of the process; monkeypatch restores.
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsError, match="efficientnet_b0_rwightman-7f5810bc.pth"):
+        cnnlab.create_model("efficientnet_b0", weights="imagenet")
+    tv = calibrate(torchvision.models.efficientnet_b0(), 64)  # fresh init: logits ~1e-14 whatever the net
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(tv.state_dict(), tmp_path / "hub" / "checkpoints" / "efficientnet_b0_rwightman-7f5810bc.pth")
+    model = cnnlab.create_model("efficientnet_b0", weights="imagenet")
     assert model.pretrained_cfg["weights"]["interpolation"] == "bicubic"
     assert model.pretrained_cfg["weights"]["resize_size"] == 256
-    x = torch.randn(1, 3, 224, 224)
-    with torch.inference_mode():
-        torch.testing.assert_close(model(x), tv(x), rtol=1e-5, atol=1e-5)
+    assert_same_function(model, tv, 64)

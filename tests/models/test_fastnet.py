@@ -2,13 +2,10 @@
 
 import pytest
 import torch
+from helpers import n_params
 
 import cnnlab
 from cnnlab.models.fastnet import FastNet, PoolBlock
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def conv_bn(cin: int, cout: int) -> int:

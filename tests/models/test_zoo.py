@@ -3,20 +3,19 @@
 import pytest
 import torch
 import torchvision
+from helpers import assert_same_function, calibrate, meta_model, n_params
 
 import cnnlab
 from cnnlab.errors import ConfigError, UnknownModelError
 from cnnlab.models import AuxOutputs, get_model_info
+from cnnlab.models.mnasnet import MBConv
+from cnnlab.models.mobilenet import InvertedResidual
 
 ALL = cnnlab.list_models(task="classification")  # segmentation models: tests/segmentation
 TORCHVISION_TWINS = [n for n in ALL if get_model_info(n).torchvision]
 # The 224x224 forward+backward of the heaviest nets is the slow group.
 HEAVY = {"vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "vgg13", "vgg13_bn", "wide_resnet101_2", "resnext101_32x8d",
          "resnet152", "wrn28_10", "densenet161", "efficientnet_b7", "efficientnet_b6", "efficientnet_b5", "dpn92"}
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def logits_of(out):
@@ -62,18 +61,50 @@ def test_param_count_matches_reference(name):
 
 @pytest.mark.parametrize("name", TORCHVISION_TWINS)
 def test_torchvision_parity(name):
-    """Same state_dict keys and shapes; torchvision's weights load strictly; outputs agree (eval)."""
+    """Same state_dict keys and shapes; torchvision's weights load strictly; same function (eval).
+
+    The reference first gets random norm affines, real BatchNorm statistics and O(1) logits
+    (helpers.calibrate): on torchvision's fresh init EfficientNet's logits are ~1e-14 and GoogLeNet's
+    do not depend on the input, so a plain comparison would pass for any architecture.
+    """
     info = get_model_info(name)
-    ours = cnnlab.create_model(name).eval()
-    tv = getattr(torchvision.models, info.torchvision)(weights=None).eval()
+    size = 75 if name == "inception_v3" else 64  # torchvision's minimum / a size every other twin takes
+    tv = calibrate(getattr(torchvision.models, info.torchvision)(weights=None), size)
+    ours = meta_model(name)  # no init cost: every tensor comes from torchvision's state_dict
     ours_sd, tv_sd = ours.state_dict(), tv.state_dict()
     assert list(ours_sd) == list(tv_sd) or set(ours_sd) == set(tv_sd)
     assert {k: v.shape for k, v in ours_sd.items()} == {k: v.shape for k, v in tv_sd.items()}
-    ours.load_state_dict(tv_sd, strict=True)
-    size = 299 if name == "inception_v3" else 224
-    x = torch.randn(1, 3, size, size)
-    with torch.inference_mode():
-        torch.testing.assert_close(ours(x), tv(x), rtol=1e-5, atol=1e-5)
+    ours.load_state_dict(tv_sd, strict=True, assign=True)
+    assert_same_function(ours, tv, size)
+
+
+def _swap(model, old, new):
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, old):
+                setattr(parent, child_name, new())
+
+
+def _no_skip(model, cls, flag):
+    for m in model.modules():
+        if isinstance(m, cls):
+            setattr(m, flag, False)
+
+
+@pytest.mark.parametrize("name, plant", [
+    ("efficientnet_b0", lambda m: _swap(m, torch.nn.SiLU, torch.nn.ReLU)),
+    ("mobilenet_v2", lambda m: _no_skip(m, InvertedResidual, "use_res_connect")),
+    ("mnasnet0_5", lambda m: _no_skip(m, MBConv, "apply_residual")),
+])
+def test_parity_check_catches_planted_bugs(name, plant):
+    """The comparison above fails for a swapped activation or a removed skip connection."""
+    tv = calibrate(getattr(torchvision.models, name)(weights=None), 64)
+    ours = meta_model(name)
+    ours.load_state_dict(tv.state_dict(), strict=True, assign=True)
+    assert_same_function(ours, tv, 64)
+    plant(ours)
+    with pytest.raises(AssertionError, match="not close"):
+        assert_same_function(ours, tv, 64)
 
 
 def _forward_backward(name, in_chans, size, num_classes=10, batch=2):
@@ -109,21 +140,43 @@ def test_forward_backward_224x224x3(name):
     _forward_backward(name, 3, 224, num_classes=1000, batch=2 if name == "inception_v3" else 1)
 
 
+# Channels of the last feature map where an MLP head follows it (so pre_logits is wider): AlexNet's conv5
+# (Krizhevsky et al. 2012, Fig. 2), VGG's last block (Simonyan & Zisserman 2015, Table 1), LeNet-5's C5.
+MLP_HEAD_CHANNELS = {"alexnet": 256, "alexnet_original": 256, "lenet5": 120, "lenet5_modern": 120}
+MLP_HEAD_CHANNELS |= {n: 512 for n in ALL if n.startswith("vgg")}
+
+
+def _in_width(layer):
+    return layer.in_features if isinstance(layer, torch.nn.Linear) else layer.in_channels
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_model_interface(name):
-    """forward == forward_head(forward_features); reset_classifier changes the output width."""
+    """Feature map and pre_logits widths match the classifier (and torchvision's); logits = classifier(pre_logits);
+    reset_classifier changes the output width."""
     model = cnnlab.create_model(name, num_classes=7, in_chans=3, img_size=32).eval()
-    cfg = model.pretrained_cfg
+    cfg, info = model.pretrained_cfg, get_model_info(name)
     assert cfg["name"] == name and cfg["num_classes"] == 7
+    classifier = model.get_classifier()
+    assert classifier is model.get_submodule(cfg["classifier"])
+    width = _in_width(classifier)
+    if info.torchvision:  # an independent source for the width: torchvision's twin (on meta, no init cost)
+        with torch.device("meta"):
+            tv = getattr(torchvision.models, info.torchvision)(weights=None, **info.tv_weight_kwargs)
+        assert width == _in_width(tv.get_submodule(cfg["classifier"]))
     x = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():
         feats = model.forward_features(x)
-        torch.testing.assert_close(model.forward_head(feats), model(x))
-        assert model.forward_head(feats, pre_logits=True).dim() == 2
+        assert feats.dim() == 4 and feats.shape[:2] == (1, MLP_HEAD_CHANNELS.get(name, width))
+        pre = model.forward_head(feats, pre_logits=True)
+        assert pre.shape == (1, width)
+        if isinstance(classifier, torch.nn.Linear):  # nothing between pre_logits and the classifier, nor after
+            scale = getattr(model, "logit_scale", 1.0)  # FastNet's output temperature (test_fastnet.py)
+            torch.testing.assert_close(model(x), scale * classifier(pre))
         model.reset_classifier(3)
         assert model(x).shape == (1, 3)
         model.reset_classifier(0)
-        assert model(x).dim() == 2
+        assert model(x).shape == (1, width)
     assert model.get_submodule(cfg["first_conv"]).in_channels == 3
 
 

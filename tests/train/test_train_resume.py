@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from cnnlab.train import TrainConfig, fit, load_checkpoint
@@ -23,9 +24,16 @@ def _same_checkpoints(a, b):
     assert ha == hb  # losses and accuracies of every epoch, the killed epoch included
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(job, tmp_path):
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    job.run(str(ref))  # uninterrupted, in this process
+@pytest.fixture(scope="module")
+def ref_run(job, tmp_path_factory):
+    """The uninterrupted run (in this process), shared by the kill tests."""
+    ref = tmp_path_factory.mktemp("ref")
+    job.run(str(ref))
+    return ref
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(job, ref_run, tmp_path):
+    ref, killed = ref_run, tmp_path / "killed"
 
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     script = job.__file__
@@ -40,6 +48,32 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(job, tmp_path):
     _same_checkpoints(ref, killed)
     assert (killed / "best.safetensors").exists() and (killed / "metrics.csv").read_text().count("\n") == 5
     assert not list(killed.glob(".*tmp*"))  # no temporary files left behind
+
+
+# The run's checkpoint writes (train_job.resume_config): 0 last@3, 1 best@4, 2 last@4, 3 last@6, 4 last@8,
+# 5 last@9, 6 last@12, 7 last@15, 8 best@16, 9 last@16 (global steps; best improves at epochs 1 and 4).
+@pytest.mark.parametrize("write, how, last_step", [
+    (5, "partial", 8),  # mid-epoch last.safetensors half written: resume from step 8
+    (8, "before-rename", 15),  # epoch 4's best.safetensors complete in its temp file, not yet renamed
+])
+def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(job, ref_run, tmp_path, write, how,
+                                                                         last_step):
+    """A kill that lands inside a write leaves the previous complete checkpoint in place; resuming from it
+    ends bit-identical to an uninterrupted run, best.safetensors included."""
+    ref, killed = ref_run, tmp_path / "killed"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    proc = subprocess.run([sys.executable, job.__file__, "kill-in-write", str(killed), str(write), how], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    [tmp] = killed.glob(".*.safetensors.tmp-*")  # the kill did land inside the write
+    assert tmp.name.startswith(".last." if write == 5 else ".best.")
+    assert load_checkpoint(killed, prefer="last").meta["global_step"] == last_step
+    job.run(str(killed), resume=True)
+    _same_checkpoints(ref, killed)
+    best, ref_best = load_checkpoint(killed / "best.safetensors"), load_checkpoint(ref / "best.safetensors")
+    assert best.meta["epoch"] == ref_best.meta["epoch"] == 4
+    assert sorted(best.tensors) == sorted(ref_best.tensors)
+    assert all(torch.equal(best.tensors[k], ref_best.tensors[k]) for k in ref_best.tensors)
 
 
 class _CtrlC:

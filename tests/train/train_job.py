@@ -1,7 +1,10 @@
 """A small, fully specified training job used by the resume and DDP tests, in-process and as a script.
 
 ``python train_job.py run OUT`` trains uninterrupted; ``kill OUT K`` SIGKILLs its own process right
-after optimizer step K; ``resume OUT`` continues the killed run from its last checkpoint.
+after optimizer step K; ``kill-in-write OUT N HOW`` SIGKILLs it inside its N-th checkpoint write (0-based,
+``.safetensors`` files only; HOW = ``partial``: half the bytes in the temp file, ``before-rename``: the
+temp file complete and fsynced, ``os.replace`` not yet run); ``resume OUT`` continues the killed run from
+its last checkpoint.
 """
 
 from __future__ import annotations
@@ -49,6 +52,59 @@ class KillAt:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class _DyingFile:
+    """A file whose first ``write`` stores half the bytes, fsyncs them and SIGKILLs the process."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_in_write(n: int, how: str) -> None:
+    """Make this process die inside cnnlab's ``atomic_write`` of its ``n``-th checkpoint (see the module
+    docstring): its ``open`` (``partial``) or its ``os.replace`` (``before-rename``) is patched for that write."""
+    from cnnlab import _io
+    from cnnlab.train import checkpoint
+
+    if how not in ("partial", "before-rename"):
+        raise SystemExit(f"unknown kill point {how}; use partial or before-rename")
+    real_write, real_replace = checkpoint.atomic_write, os.replace
+    count, target = 0, False
+
+    def dying_open(file, mode="r", *args, **kwargs):
+        f = open(file, mode, *args, **kwargs)
+        return _DyingFile(f) if target and how == "partial" else f
+
+    def dying_replace(src, dst):
+        if target:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+
+    def write(path, data):
+        nonlocal count, target
+        target = str(path).endswith(".safetensors") and count == n
+        count += str(path).endswith(".safetensors")
+        try:
+            real_write(path, data)
+        finally:
+            target = False
+
+    checkpoint.atomic_write = write
+    _io.open = dying_open  # module globals shadow the builtin inside cnnlab._io
+    _io.os.replace = dying_replace  # the os module itself: this process dies anyway
+
+
 def run(out_dir: str, kill_at: int | None = None, resume: bool = False):
     train, test = datasets()
     callbacks = [KillAt(kill_at)] if kill_at else []
@@ -63,6 +119,9 @@ if __name__ == "__main__":
         run(out)
     elif mode == "kill":
         run(out, kill_at=int(sys.argv[3]))
+    elif mode == "kill-in-write":
+        kill_in_write(int(sys.argv[3]), sys.argv[4])
+        run(out)
     elif mode == "resume":
         run(out, resume=True)
     else:
