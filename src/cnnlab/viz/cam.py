@@ -92,8 +92,8 @@ class _Features(nn.Module):
 def target_layer(model: nn.Module, layer: str | None = None) -> tuple[nn.Module, nn.Module, str]:
     """``(forward module, layer module, layer name)`` for a CAM.
 
-    ``layer=None``: the output of ``forward_features`` (last conv stage), named after the module
-    that produces it when there is one; else the named sub-module.
+    ``layer=None``: the output of ``forward_features`` (last conv stage; :func:`cam` reports the
+    module that produces it, e.g. ``layer4``, when there is one); else the named sub-module.
     """
     if layer is None:
         if not hasattr(model, "forward_features") or not hasattr(model, "forward_head"):
