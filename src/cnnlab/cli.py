@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("models", help="list the model zoo (name, family, params, GMACs)")
+    p = sub.add_parser("models", help="list the model zoo (name, family, params, MACs)")
     p.add_argument("pattern", nargs="?", default=None, help='fnmatch filter, e.g. "resnet*"')
     p.add_argument("--no-macs", action="store_true", help="skip the MAC count column")
     p.set_defaults(func=_cmd_models)

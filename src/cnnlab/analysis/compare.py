@@ -86,8 +86,10 @@ def compare(names: Sequence[str], input_size: Sequence[int] | str | None = None)
 
 def format_compare(rows: Sequence[CompareRow], fmt: str = "table") -> str:
     """Render ``rows`` as a rich table (``"table"``), markdown, csv or json."""
-    head = ["Model", "Input", "Params", "GMACs", "Peak act.", "RF", "Top-1 %", "Top-5 %", "Source"]
-    cells = [[r.name, "x".join(map(str, r.input_size)), f"{r.params:,}", f"{r.gmacs:.3f}",
+    from cnnlab.analysis.summary import format_macs
+
+    head = ["Model", "Input", "Params", "MACs", "Peak act.", "RF", "Top-1 %", "Top-5 %", "Source"]
+    cells = [[r.name, "x".join(map(str, r.input_size)), f"{r.params:,}", format_macs(r.macs),
               _bytes(r.peak_activation_bytes), _geo_str(r.receptive_field),
               "-" if r.top1 is None else f"{r.top1:.2f}", "-" if r.top5 is None else f"{r.top5:.2f}",
               r.source or "no published figure"] for r in rows]
