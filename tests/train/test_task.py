@@ -81,3 +81,24 @@ def test_a_custom_module_checkpoint_needs_the_module(job, synth, tmp_path):
     r = fit(cfg(tmp_path, epochs=1), model=job.tiny_net(), train_data=train, test_data=test)
     with pytest.raises(CheckpointError, match="custom model"):
         load_checkpoint(r.run_dir).build_model()
+
+
+def test_every_split_is_normalised_like_the_training_split(tmp_path):
+    """An image folder's test split computes its own statistics; training and evaluation must share the
+    training split's (a shallow copy: the caller's dataset is left as it was)."""
+    from PIL import Image
+
+    from cnnlab.data import load_dataset
+
+    for split, shade in (("train", 40), ("test", 200)):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("L", (8, 8), shade + 10 * i).save(tmp_path / split / cls / f"{i}.png")
+    train = load_dataset(f"imagefolder:{tmp_path}", "train")
+    test = load_dataset(f"imagefolder:{tmp_path}", "test")
+    assert test.mean != train.mean
+    own = test.mean
+    _, _, test_used = ClassificationTask().load_data(TrainConfig(), train, None, test)
+    assert test_used.mean == train.mean and test_used.std == train.std
+    assert test.mean == own

@@ -159,11 +159,19 @@ class FolderDataset(Dataset):
             self._stats()
         return self._mean  # type: ignore[return-value]
 
+    @mean.setter
+    def mean(self, value) -> None:  # normalise like another split (the training split's statistics)
+        self._mean = tuple(float(v) for v in value)
+
     @property
     def std(self) -> tuple[float, ...]:
         if self._std is None:
             self._stats()
         return self._std  # type: ignore[return-value]
+
+    @std.setter
+    def std(self, value) -> None:
+        self._std = tuple(float(v) for v in value)
 
     def class_counts(self) -> torch.Tensor:
         return torch.bincount(self.labels, minlength=self.num_classes)

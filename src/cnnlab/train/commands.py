@@ -155,10 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return x if x.shape[-1] == img else F.interpolate(x, size=(img, img), mode="bilinear", align_corners=False)
 
     # normalise as in training (the training split's statistics travel in the checkpoint)
-    try:
-        data.mean, data.std = tuple(m["mean"]), tuple(m["std"])
-    except AttributeError:  # a folder dataset computes its own statistics
-        pass
+    data.mean, data.std = tuple(m["mean"]), tuple(m["std"])
     metrics = evaluate(model, data, batch_size=args.batch_size, tta=tta, device=device, prepare=prepare)
     classes = ckpt.classes or data.classes
     boot = None

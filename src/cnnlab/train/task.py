@@ -131,7 +131,19 @@ class Task:
             test = None
         if len(train) == 0:
             raise ConfigError("the training set is empty")
-        return train, val, test
+        return train, self._like_train(val, train), self._like_train(test, train)
+
+    @staticmethod
+    def _like_train(ds: Any, train: Any) -> Any:
+        """``ds`` normalised with the training split's statistics (a folder's test split computes its own);
+        a shallow copy, so a caller's dataset is never changed."""
+        if ds is None or (tuple(ds.mean), tuple(ds.std)) == (tuple(train.mean), tuple(train.std)):
+            return ds
+        import copy
+
+        ds = copy.copy(ds)
+        ds.mean, ds.std = tuple(train.mean), tuple(train.std)
+        return ds
 
     def split_val(self, train: Any, cfg) -> tuple[Any, Any]:
         n_val = max(1, round(len(train) * cfg.val_fraction))
