@@ -141,7 +141,7 @@ def test_export_cli_prints_size_check_and_latency(tmp_path, capsys):
 
 
 FAMILY_REPS = {}
-for _name in list_models():
+for _name in list_models(task="classification"):
     FAMILY_REPS.setdefault(get_model_info(_name).family, _name)
 # the lightest member where the first registered one is heavy
 FAMILY_REPS.update({"AlexNet": "alexnet", "ResNet": "resnet18", "VGG": "vgg11", "SENet": "se_resnet50",
