@@ -155,7 +155,10 @@ def test_classify_preprocessed_tensor_batch_and_inference_mode():
 
 def test_classify_real_photo_with_untrained_model_runs_on_model_size(grace_hopper):
     model = cnnlab.create_model("efficientnet_b0", img_size=64)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
     out = classify(model, grace_hopper, topk=5)[0]
+    assert seen == [(1, 3, 64, 64)]  # the photo is resized and cropped to the model's 64x64, not 224
     assert len(out) == 5 and all(0 <= p <= 1 for _, p in out)
     assert [c for c, _ in out] == sorted((c for c, _ in out), key=lambda c: -dict(out)[c])
 

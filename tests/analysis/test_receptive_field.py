@@ -110,8 +110,23 @@ def test_known_receptive_fields():
     assert v.receptive_field == 212
 
 
+def _dilated_net() -> torch.nn.Module:
+    """Dilated 3x3 convs (rates 2 and 4, DeepLab style) around a stride-2 conv: effective kernels 5 and 9."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=2, dilation=2), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1),
+                         nn.ReLU(), nn.Conv2d(8, 8, 3, padding=4, dilation=4))
+
+
+def _lite0_tf_same() -> torch.nn.Module:
+    """EfficientNet-Lite0 with TF "SAME" padding (Conv2dSame: asymmetric, input-dependent padding)."""
+    import cnnlab
+
+    return cnnlab.create_model("efficientnet_lite0", tf_same_padding=True)
+
+
 # model, input (C, H, W), layer: plain chain, residual add, Inception concat, dense concat,
-# dual path, depthwise, channel shuffle, asymmetric 1x7/7x1 kernels, TF-"same" padding.
+# dual path, depthwise, channel shuffle, asymmetric 1x7/7x1 kernels, dilated convs, TF-"same" padding.
 CASES = [
     ("alexnet_original", (3, 227, 227), "features.14"),
     ("vgg16", (3, 96, 96), "features.16"),
@@ -122,14 +137,16 @@ CASES = [
     ("mobilenet_v1", (3, 128, 128), "features.6"),
     ("shufflenet_v2_x1_0", (3, 128, 128), "stage2"),
     ("inception_v3", (3, 160, 160), "Mixed_5b"),
+    (_dilated_net, (3, 64, 64), "4"),
+    (_lite0_tf_same, (3, 97, 97), "features.3"),  # odd size: SAME pads stride-2 convs unevenly
 ]
 
 
-@pytest.mark.parametrize("name,size,layer", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("name,size,layer", CASES, ids=[getattr(c[0], "__name__", c[0]) for c in CASES])
 def test_analytic_matches_empirical(name, size, layer):
     row = inspect(name, size).row(layer)
     out_h, out_w = row.output_shape[-2:]
-    model = build_uninitialised(name, size[1])
+    model = name() if callable(name) else build_uninitialised(name, size[1])
     for unit in ((out_h // 2, out_w // 2), (0, 0)):  # a centre unit, and a corner unit (clipped)
         assert empirical_box(model, layer, size, unit) == analytic_box(row, size[1:], unit), (name, layer, unit)
 

@@ -30,13 +30,16 @@ def test_recipe_model_is_the_registered_fastnet():
     assert sum(p.numel() for p in model.parameters()) == 278_890
 
 
-# One epoch (one-cycle, batch 64, lr 0.1) on 5,000 real training images, evaluated on the first
-# 2,000 test images with flip TTA: measured 73.6 % (seed 0, 2 threads); the floor leaves a margin.
-ONE_EPOCH_5K_FLOOR = 0.65
+# One epoch (one-cycle, batch 64, lr 0.1, the recipe's crop+flip augmentation) on 5,000 real training
+# images, evaluated on the first 2,000 test images with flip TTA: FastNet 73.6 % (seed 0, 2 threads), a
+# 784->10 linear model under the same protocol 70.4 %. The CNN must beat that baseline, trained here.
+MARGIN_OVER_LINEAR = 0.02
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
-def test_one_short_epoch_on_5k_real_images_learns(tmp_path):
+def test_one_short_epoch_on_5k_real_images_beats_a_linear_model(tmp_path):
+    from torch import nn
+
     from cnnlab.data import load_dataset
 
     test = load_dataset("fashion-mnist", "test")
@@ -46,5 +49,10 @@ def test_one_short_epoch_on_5k_real_images_learns(tmp_path):
                                              progress="none", tensorboard=False, plots=False)
     result = fit(cfg, test_data=test)
     assert result.final["n"] == 2000
-    assert result.final["top1"] > ONE_EPOCH_5K_FLOOR, result.final["top1"]
     assert (tmp_path / "run" / "last.safetensors").exists()
+    torch.manual_seed(cfg.seed)
+    linear = fit(cfg.replace(model="linear", out_dir=str(tmp_path / "linear")),
+                 model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), test_data=test)
+    assert linear.final["top1"] > 0.6  # the baseline itself trained
+    assert result.final["top1"] >= linear.final["top1"] + MARGIN_OVER_LINEAR, (result.final["top1"],
+                                                                               linear.final["top1"])

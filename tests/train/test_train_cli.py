@@ -33,7 +33,8 @@ def test_train_writes_the_run_directory(run_dir):
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,lr,train_loss") and len(rows) == 3
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["final"]["split"] == "test" and 0 <= result["final"]["top1"] <= 1
+    assert result["final"]["split"] == "test"
+    assert result["final"]["top1"] > 0.6  # measured 0.802 (2 epochs, seed 0); chance is 0.1
 
 
 def test_eval_and_predict(run_dir, tmp_path, capsys):

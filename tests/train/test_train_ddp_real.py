@@ -1,4 +1,4 @@
-"""Two-process DDP equals the single-process run; LeNet-5 on real Fashion-MNIST reaches a stated accuracy."""
+"""Two-process DDP equals the single-process run; LeNet-5 on real Fashion-MNIST beats a linear model."""
 
 from pathlib import Path
 
@@ -37,19 +37,25 @@ def test_two_process_ddp_matches_single_process(job, synth, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
-def test_lenet5_one_epoch_on_10k_real_fashion_mnist(tmp_path):
-    """Floors, measured on this 2-core CPU with 1 thread (seed 1): lenet5_modern 81.3 %, the faithful
-    1998 lenet5 (scaled tanh, trainable subsampling, tiny uniform init) 76.7 % after one epoch on a
-    seeded 10k subset, evaluated on the full 10k test set. Floors: 80 % and 74 %."""
+def test_lenet5_beats_a_linear_model_on_20k_real_fashion_mnist(tmp_path):
+    """One epoch on a seeded 20k subset (Adam 3e-3, one-cycle, batch 16), evaluated on the full 10k test set;
+    a 784->10 linear model trained under the same protocol is the baseline the CNN must beat.
+
+    Measured on a 2-core CPU, 1 thread, seed 1: lenet5_modern 84.4 %, linear 82.9 %. (On 10k images the
+    linear model wins, 82.1 % vs 81.0 %, and so does it over the faithful 1998 lenet5 -- 80.7 % on 20k --
+    whose scaled tanh and tiny init learn too slowly for a short test.)"""
+    from torch import nn
+
     from cnnlab.data import load_dataset
 
     train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
-    common = dict(data="fashion-mnist", epochs=1, train_subset=10_000, batch_size=16, optimizer="adam",
+    common = dict(data="fashion-mnist", epochs=1, train_subset=20_000, batch_size=16, optimizer="adam", lr=3e-3,
                   schedule="onecycle", progress="none", plots=False, tensorboard=False, threads=1, seed=1)
-    modern = fit(TrainConfig(model="lenet5_modern", lr=3e-3, out_dir=str(tmp_path / "m"), **common),
+    modern = fit(TrainConfig(model="lenet5_modern", out_dir=str(tmp_path / "m"), **common),
                  train_data=train, test_data=test)
-    assert modern.final["n"] == 10_000
-    assert modern.final["top1"] >= 0.80, modern.final["top1"]
-    faithful = fit(TrainConfig(model="lenet5", lr=5e-3, out_dir=str(tmp_path / "f"), **common),
-                   train_data=train, test_data=test)
-    assert faithful.final["top1"] >= 0.74, faithful.final["top1"]
+    torch.manual_seed(1)
+    linear = fit(TrainConfig(model="linear", out_dir=str(tmp_path / "l"), **common),
+                 model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), train_data=train, test_data=test)
+    assert modern.final["n"] == linear.final["n"] == 10_000
+    assert linear.final["top1"] > 0.75  # the baseline itself trained
+    assert modern.final["top1"] >= linear.final["top1"] + 0.01, (modern.final["top1"], linear.final["top1"])

@@ -118,10 +118,25 @@ def test_gradient_accumulation_equals_the_big_batch(job, synth, tmp_path):
 
 
 def test_channels_last_and_bf16_autocast_paths_train(job, synth, tmp_path):
-    """The speed options' code paths (on CUDA they matter; here they must at least train)."""
-    r = run(job, synth, tmp_path, bn=True, epochs=2, optimizer="adam", lr=3e-3, channels_last=True, amp="bf16",
-            eval_test=False)
+    """The speed options reach the model: a probe on the second conv sees channels-last bf16 activations in
+    training (plain float32 NCHW without the options), the weights stay float32, and the loss falls."""
+    def probed_run(**kw):
+        net, seen = job.tiny_net(batch_norm=True, dropout=0.0), []
+
+        def probe(m, inp, out):
+            if m.training:
+                seen.append((inp[0].is_contiguous(memory_format=torch.channels_last), out.dtype))
+
+        net[4].register_forward_hook(probe)  # 8 input channels: NCHW and NHWC strides differ
+        r = fit(cfg(tmp_path, **{"epochs": 2, "optimizer": "adam", "lr": 3e-3, "eval_test": False, **kw}), model=net,
+                train_data=synth[0])
+        return r, set(seen)
+
+    r, seen = probed_run(channels_last=True, amp="bf16")
+    assert seen == {(True, torch.bfloat16)}
+    assert all(p.dtype == torch.float32 for p in r.model.parameters())
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+    assert probed_run(epochs=1)[1] == {(False, torch.float32)}
 
 
 def test_early_stopping_restores_the_best(job, synth, tmp_path):
@@ -225,12 +240,22 @@ def test_param_groups_hook_keeps_per_group_lr(job, synth, tmp_path):
 
 
 def test_tta_averages_softmax_over_views(job):
+    """flip,crop = the image, its mirror and four +-2 px shifts (28 // 14) with edge replication, built here
+    by explicit index arithmetic, not with the tta_views helper under test."""
     net = job.tiny_net().eval()
     x = torch.randn(3, 1, 28, 28)
-    views = tta_views(x, "flip,crop")
-    assert len(views) == 6 and torch.equal(views[1], x.flip(-1))
-    expected = torch.stack([F.softmax(net(v), 1) for v in views]).mean(0)
-    torch.testing.assert_close(predict_probs(net, x, "flip,crop"), expected)
+
+    def shift(sy, sx):  # out[i, j] = x[clamp(i - sy), clamp(j - sx)]
+        iy, ix = (torch.arange(28) - sy).clamp(0, 27), (torch.arange(28) - sx).clamp(0, 27)
+        return x[..., iy[:, None], ix[None, :]]
+
+    views = [x, x.flip(-1)] + [shift(sy, sx) for sy, sx in ((2, 2), (2, -2), (-2, 2), (-2, -2))]
+    with torch.no_grad():
+        expected = torch.stack([F.softmax(net(v), 1) for v in views]).mean(0)
+        torch.testing.assert_close(predict_probs(net, x, "flip,crop"), expected)
+        flip = torch.stack([F.softmax(net(v), 1) for v in views[:2]]).mean(0)
+        torch.testing.assert_close(predict_probs(net, x, "flip"), flip)
+    assert len(tta_views(x, "flip,crop")) == 6
 
 
 def test_evaluate_matches_a_hand_count(job, synth):
