@@ -25,6 +25,28 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of :func:`atomic_write` calls whose process was killed mid-write
+    (``.NAME.tmp-PID`` with PID no longer running); returns what was removed."""
+    removed = []
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
     """A matplotlib figure saved atomically (format from the file suffix, default PNG)."""
     buf = io.BytesIO()

@@ -69,6 +69,7 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(job, ref
     assert tmp.name.startswith(".last." if write == 5 else ".best.")
     assert load_checkpoint(killed, prefer="last").meta["global_step"] == last_step
     job.run(str(killed), resume=True)
+    assert not tmp.exists()  # the dead writer's temp file is cleaned up on resume
     _same_checkpoints(ref, killed)
     best, ref_best = load_checkpoint(killed / "best.safetensors"), load_checkpoint(ref / "best.safetensors")
     assert best.meta["epoch"] == ref_best.meta["epoch"] == 4

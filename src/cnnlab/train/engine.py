@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab._io import atomic_write
+from cnnlab._io import atomic_write, remove_stale_temps
 from cnnlab.errors import ConfigError, NonFiniteLossError, TrainingError
 from cnnlab.train import distributed as D
 from cnnlab.train.checkpoint import (
@@ -382,6 +382,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
         meta["pretrained"] = _json_safe(model.pretrained_cfg["weights"])
 
     if info.is_main:
+        if ckpt is not None:  # a kill inside a checkpoint write leaves its temp file behind
+            remove_stale_temps(run_dir)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
