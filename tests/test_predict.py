@@ -28,7 +28,8 @@ class FixedLogits(nn.Module):
     def __init__(self, logits, categories=None):
         super().__init__()
         self.logits = nn.Parameter(torch.tensor(logits))
-        self.pretrained_cfg = {**PLAIN_CFG, "img_size": 32, "weights": {"categories": categories} if categories else None}
+        self.pretrained_cfg = {**PLAIN_CFG, "img_size": 32,
+                               "weights": {"categories": categories} if categories else None}
         self.seen_training = None
 
     def forward(self, x):
@@ -138,7 +139,8 @@ def test_classify_softmax_topk_and_names():
 def test_classify_class_names_argument_wins_and_is_checked():
     model = FixedLogits([0.0, 3.0])
     img = Image.new("RGB", (40, 40))
-    assert classify(model, img, topk=1, class_names=["no", "yes"]) == [[("yes", pytest.approx(torch.sigmoid(torch.tensor(3.0)).item()))]]
+    assert classify(model, img, topk=1, class_names=["no", "yes"]) == [
+        [("yes", pytest.approx(torch.sigmoid(torch.tensor(3.0)).item()))]]
     assert classify(model, img, topk=1)[0][0][0] == "1"  # no categories: the index
     with pytest.raises(ConfigError, match="3 class names"):
         classify(model, img, class_names=["a", "b", "c"])

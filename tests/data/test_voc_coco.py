@@ -63,8 +63,10 @@ def test_voc_round_trip(voc):
     assert len(train) == 2 and train.image_shape == (3, 30, 40) and train.classes == list(VOC_CLASSES)
     assert torch.equal(train.masks[0], torch.from_numpy(masks["a"]))  # same size: the palette indices exactly
     resized = np.array(Image.fromarray(masks["c"]).resize((40, 30), Image.NEAREST))
-    assert torch.equal(train.masks[1], torch.from_numpy(resized)) and set(train.masks[1].unique().tolist()) == {0, 12, 15, 255}
-    assert torch.equal(train.images[0], torch.from_numpy(np.array(Image.open(root / "JPEGImages/a.png"))).permute(2, 0, 1))
+    assert torch.equal(train.masks[1], torch.from_numpy(resized))
+    assert set(train.masks[1].unique().tolist()) == {0, 12, 15, 255}
+    assert torch.equal(train.images[0],
+                       torch.from_numpy(np.array(Image.open(root / "JPEGImages/a.png"))).permute(2, 0, 1))
     # VOC's 1-based inclusive boxes -> continuous xyxy; c (50x20) scaled by (40/50, 30/20)
     assert train.boxes[0].tolist() == [[10.0, 5.0, 30.0, 15.0], [0.0, 2.0, 5.0, 4.0]]
     assert torch.allclose(train.boxes[1], torch.tensor([[8.0, 7.5, 24.0, 22.5], [0.0, 3.0, 4.0, 6.0]]))

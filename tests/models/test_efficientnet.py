@@ -178,8 +178,8 @@ def test_lite_package_weights_convert_and_load_strictly(n):
                                rtol=0, atol=0)
     torch.testing.assert_close(ours["features.2.0.block.0.1.running_var"], src["_blocks.1._bn0.running_var"],
                                rtol=0, atol=0)
-    torch.testing.assert_close(ours["features.7.0.block.2.0.weight"], src[f"_blocks.{20 if n else 15}._project_conv.weight"],
-                               rtol=0, atol=0)
+    torch.testing.assert_close(ours["features.7.0.block.2.0.weight"],
+                               src[f"_blocks.{20 if n else 15}._project_conv.weight"], rtol=0, atol=0)
     torch.testing.assert_close(ours["classifier.1.weight"], src["_fc.weight"], rtol=0, atol=0)
     w = model.pretrained_cfg["weights"]
     assert w["mean"] == [127 / 255] * 3 and w["std"] == [128 / 255] * 3

@@ -43,7 +43,8 @@ def test_small_variant_keeps_the_convolutions_and_drops_the_fifth_pool():
     pools = [m for m in small_model.features if isinstance(m, torch.nn.MaxPool2d)]
     assert len(pools) == 4
     assert small_model.classifier[0].in_features == 512
-    assert n_params(small_model) == 14_714_688 - 2 * 64 * 9 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + 4096 * 10 + 10
+    assert n_params(small_model) == (14_714_688 - 2 * 64 * 9 + (512 * 4096 + 4096) + (4096 * 4096 + 4096)
+                                     + 4096 * 10 + 10)
     with torch.inference_mode():
         assert small_model.eval().forward_features(torch.randn(1, 1, 28, 28)).shape == (1, 512, 1, 1)
         assert small_model.forward_features(torch.randn(1, 1, 32, 32)).shape == (1, 512, 2, 2)

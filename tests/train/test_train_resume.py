@@ -90,7 +90,8 @@ def test_ctrl_c_saves_and_resume_matches(job, tmp_path):
     r = fit(job.resume_config(out), model=job.tiny_net(), train_data=train, test_data=test, callbacks=[_CtrlC()])
     assert r.interrupted and r.epochs_run == 1
     ck = load_checkpoint(out, prefer="last")
-    assert (ck.meta["epoch"], ck.meta["micro_step"], ck.meta["global_step"]) == (1, 6, 7)  # the stop is seen at the next step boundary
+    # the stop is seen at the next step boundary
+    assert (ck.meta["epoch"], ck.meta["micro_step"], ck.meta["global_step"]) == (1, 6, 7)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     r2 = fit(job.resume_config(out), model=job.tiny_net(), train_data=train, test_data=test, resume=out)
     assert not r2.interrupted and r2.epochs_run == 4

@@ -41,9 +41,12 @@ def test_default_first_and_tags_select_exactly(hub, two_checkpoints):
     torch.testing.assert_close(v1.classifier[1].weight, two_checkpoints[V1]["classifier.1.weight"])
     # torchvision's enum members work as in torchvision; tags are case-insensitive; DEFAULT is the default
     enum = torchvision.models.MobileNet_V2_Weights
-    assert cnnlab.create_model("mobilenet_v2", weights=enum.IMAGENET1K_V1).pretrained_cfg["weights"]["tag"] == "IMAGENET1K_V1"
-    assert cnnlab.create_model("mobilenet_v2", weights="imagenet:imagenet1k_v1").pretrained_cfg["weights"]["tag"] == "IMAGENET1K_V1"
-    assert cnnlab.create_model("mobilenet_v2", weights="imagenet:DEFAULT").pretrained_cfg["weights"]["tag"] == "IMAGENET1K_V2"
+    assert (cnnlab.create_model("mobilenet_v2", weights=enum.IMAGENET1K_V1).pretrained_cfg["weights"]["tag"]
+            == "IMAGENET1K_V1")
+    assert (cnnlab.create_model("mobilenet_v2", weights="imagenet:imagenet1k_v1").pretrained_cfg["weights"]["tag"]
+            == "IMAGENET1K_V1")
+    assert (cnnlab.create_model("mobilenet_v2", weights="imagenet:DEFAULT").pretrained_cfg["weights"]["tag"]
+            == "IMAGENET1K_V2")
 
 
 def test_missing_default_falls_back_loudly_and_a_named_tag_never_falls_back(hub, two_checkpoints):

@@ -119,5 +119,5 @@ def test_first_conv_computation_matches_functional():
     img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8))
     (fm,) = feature_maps(model, img, ["features.0"], max_channels=4)
     conv = model.features[0]
-    np.testing.assert_allclose(fm.maps, F.conv2d(fm.view.x, conv.weight, conv.bias, conv.stride, conv.padding)[0].detach().numpy(),
-                               atol=1e-5)
+    expected = F.conv2d(fm.view.x, conv.weight, conv.bias, conv.stride, conv.padding)[0].detach().numpy()
+    np.testing.assert_allclose(fm.maps, expected, atol=1e-5)

@@ -325,7 +325,8 @@ def _binary(kind: str, inplace: bool):
             out = x
         else:
             dtype = x.dtype
-            if isinstance(y, torch.Tensor) and y.dim() > 0 and y.dtype.is_floating_point and not dtype.is_floating_point:
+            if (isinstance(y, torch.Tensor) and y.dim() > 0 and y.dtype.is_floating_point
+                    and not dtype.is_floating_point):
                 dtype = y.dtype
             out = torch.empty(shape, device="meta", dtype=dtype)
         tr.record(kind, tensors, out, tr.merged_geo(tensors, shape), other=math.prod(shape))

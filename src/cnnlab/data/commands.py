@@ -123,7 +123,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for split in ("train", "test") if args.split == "both" else (args.split,):
         ds = load_dataset(args.name, split=split, data_dir=args.data_dir)
         if not isinstance(ds, DenseDataset):
-            raise DataError(f"{args.name}: not a dense dataset (masks/boxes); export writes fashion-scenes, voc:, coco:")
+            raise DataError(f"{args.name}: not a dense dataset (masks/boxes); "
+                            "export writes fashion-scenes, voc:, coco:")
         if args.limit:
             ds = ds.subset(range(min(args.limit, len(ds))))
         if args.format == "voc":

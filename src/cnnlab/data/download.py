@@ -77,7 +77,7 @@ def download_file(url: str, dest: str | os.PathLike, *, md5: str | None = None, 
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s)/file only
+                with urllib.request.urlopen(url, timeout=timeout) as response:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
             except (urllib.error.URLError, OSError, ValueError) as e:
@@ -146,7 +146,7 @@ def restricted_pickle_load(path: str | os.PathLike):
         raise DataError(f"{path}: file is empty")
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except Exception as e:  # noqa: BLE001 - any failure to parse is a corrupt/unsafe file
+    except Exception as e:
         raise DataError(f"{path}: not a valid CIFAR python pickle ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict in the CIFAR pickle, found {type(obj).__name__}")

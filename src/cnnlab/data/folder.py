@@ -101,7 +101,7 @@ class FolderDataset(Dataset):
                             info = (im.size, im.mode)
                             if verify:
                                 im.verify()
-                    except Exception:  # noqa: BLE001 - any decoder failure means unreadable
+                    except Exception:
                         skipped.append(p)
                         continue
                     first = first or info

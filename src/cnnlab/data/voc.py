@@ -49,7 +49,7 @@ def scan_images(paths: list[Path]) -> list[tuple[tuple[int, int], str] | None]:
         try:
             with Image.open(p) as im:
                 out.append(((im.size[1], im.size[0]), im.mode))
-        except Exception:  # noqa: BLE001 - any decoder failure means unreadable
+        except Exception:
             out.append(None)
     return out
 
@@ -186,7 +186,7 @@ def read_mask(path: Path, size: tuple[int, int], num_classes: int) -> np.ndarray
             m = np.asarray(im, dtype=np.uint8)
     except DataError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise DataError(f"{path}: unreadable mask ({e})") from None
     bad = (m >= num_classes) & (m != IGNORE)
     if bad.any():
@@ -324,8 +324,8 @@ def write_voc(ds: DenseDataset, root, split: str = "train") -> Path:
     _, h, w = ds.image_shape
     for i, image_id in enumerate(ids):
         img = ds.images[i].permute(1, 2, 0).numpy()
-        atomic_write(root / "JPEGImages" / f"{image_id}.png", _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1
-                                                                                          else img)))
+        atomic_write(root / "JPEGImages" / f"{image_id}.png",
+                     _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
         if ds.masks is not None:
             m = Image.fromarray(ds.masks[i].numpy(), mode="P")
             m.putpalette(palette)

@@ -91,7 +91,8 @@ def bootstrap_accuracy(correct, labels, *, num_classes: int | None = None, resam
 
 
 @torch.inference_mode()
-def predict_labels(model, data, *, tta: str = "none", batch_size: int = 512, device="cpu", prepare=None) -> torch.Tensor:
+def predict_labels(model, data, *, tta: str = "none", batch_size: int = 512, device="cpu",
+                   prepare=None) -> torch.Tensor:
     """The model's class prediction for every image of ``data`` in order (normalised by the data loader as in
     :func:`cnnlab.train.metrics.evaluate`), as a CPU tensor ``[N]``."""
     from cnnlab.data import build_loader

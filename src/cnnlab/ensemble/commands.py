@@ -299,7 +299,8 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
                   _pct(d.var_unbiased), _pct(d.var_biased), _pct(d.variance))
     console = _console()
     console.print(t)
-    console.print(f"error = bias + net var = bias + V unbiased - V biased (exactly; Domingos 2000); wall {result.wall_s:.1f} s; {out}/biasvar.json, "
+    console.print("error = bias + net var = bias + V unbiased - V biased (exactly; Domingos 2000); "
+                  f"wall {result.wall_s:.1f} s; {out}/biasvar.json, "
                   f"figure {plot}")
     return 0
 

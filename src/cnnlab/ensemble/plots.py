@@ -30,7 +30,8 @@ def plot_ensemble(result, path: str | Path) -> Path:
     acc = [100 * m.top1 for m in result.members]
     x = range(1, len(acc) + 1)
     ax.bar(x, acc, color="tab:blue", alpha=0.7, label="members")
-    ax.axhline(100 * result.mean_member, color="tab:blue", ls="--", label=f"mean member {100 * result.mean_member:.2f}%")
+    ax.axhline(100 * result.mean_member, color="tab:blue", ls="--",
+               label=f"mean member {100 * result.mean_member:.2f}%")
     ax.axhline(100 * result.top1, color="tab:red", label=f"ensemble ({result.vote}) {100 * result.top1:.2f}%")
     lo = min(acc + [100 * result.top1])
     hi = max(acc + [100 * result.top1])

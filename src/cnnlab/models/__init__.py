@@ -29,7 +29,7 @@ from cnnlab.models._registry import (
     register_model,
 )
 from cnnlab.models.senet import add_se
-from cnnlab.segmentation import models as _fcn  # noqa: E402,F401 - registers the FCNs (task="segmentation")
+from cnnlab.segmentation import models as _fcn  # noqa: F401 - registers the FCNs (task="segmentation")
 
 __all__ = [
     "AuxOutputs",

@@ -150,7 +150,8 @@ def _lenet(modern: bool, num_classes: int, in_chans: int, img_size: int, **kwarg
 
 @register_model(family="LeNet", paper=_PAPER, params=60_850,
                 params_source="paper §II.B (60,000 trainable parameters; exact count of the described net)",
-                default_size=32, num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,), min_size=12, first_conv="c1", classifier="output")
+                default_size=32, num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,), min_size=12, first_conv="c1",
+                classifier="output")
 def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwargs) -> nn.Module:
     """LeNet-5 as in 1998: trainable subsampling, Table I C3, scaled tanh; linear output layer."""
     return _lenet(False, num_classes, in_chans, img_size, **kwargs)

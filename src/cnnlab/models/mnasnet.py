@@ -2,8 +2,9 @@
 Search for Mobile", CVPR 2019).
 
 MnasNet-B1 -- the searched model without squeeze-and-excitation, ``mnasnet_b1`` of the authors'
-TensorFlow reference (tensorflow/tpu, models/official/mnasnet) -- as torchvision builds it: a 3x3 conv, a depthwise-separable conv, six stacks of MBConv inverted
-residuals (expansion 3 or 6, 3x3 or 5x5 depthwise kernels), a 1x1 conv to 1280 and a linear classifier.
+TensorFlow reference (tensorflow/tpu, models/official/mnasnet) -- as torchvision builds it: a 3x3 conv,
+a depthwise-separable conv, six stacks of MBConv inverted residuals (expansion 3 or 6, 3x3 or 5x5
+depthwise kernels), a 1x1 conv to 1280 and a linear classifier.
 The depth multiplier α scales every width with torchvision's ``_get_depths`` rounding (round to a
 multiple of 8, rounding up unless that is within 10% below). torchvision's ``mnasnet*`` twins
 (state_dict ``_version = 2``: the stem is scaled with α too).
@@ -28,8 +29,9 @@ _BN_MOMENTUM = 1 - 0.9997
 
 
 class MBConv(nn.Module):
-    """MBConv block (Fig. 7 legend; the inverted residual of MobileNetV2): 1x1 expansion conv-BN-ReLU (t·c channels), kxk depthwise conv (stride s)-BN-ReLU,
-    linear 1x1 projection conv-BN; residual ``x + F(x)`` when stride is 1 and the widths match."""
+    """MBConv block (Fig. 7 legend; the inverted residual of MobileNetV2): 1x1 expansion conv-BN-ReLU
+    (t·c channels), kxk depthwise conv (stride s)-BN-ReLU, linear 1x1 projection conv-BN; residual
+    ``x + F(x)`` when stride is 1 and the widths match."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, expansion: int,
                  bn_momentum: float = 0.1) -> None:

@@ -147,7 +147,8 @@ class MobileNetV2(ClassifierMixin, nn.Module):
 
 @register_model(family="MobileNet", paper="Howard et al., MobileNets: Efficient Convolutional Neural Networks "
                 "for Mobile Vision Applications, arXiv 2017", params=4_231_976,
-                params_source="paper Table 6: 4.2M; exact: osmr/imgclsmob mobilenet_w1, Keras MobileNet trainable params",
+                params_source="paper Table 6: 4.2M; exact: osmr/imgclsmob mobilenet_w1, "
+                "Keras MobileNet trainable params",
                 min_size=1, first_conv="features.0.0", classifier="fc")
 def mobilenet_v1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """1.0 MobileNet-224 (Table 1); ``width_mult`` is α (Table 6: 0.75, 0.5, 0.25), ``img_size`` is ρ·224."""

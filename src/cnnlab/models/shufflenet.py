@@ -175,7 +175,8 @@ class ShuffleNetV2(ClassifierMixin, nn.Module):
             setattr(self, f"stage{i + 2}", nn.Sequential(*units))
             channels = out_channels
         last = stage_channels[-1]
-        self.conv5 = nn.Sequential(nn.Conv2d(channels, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU(inplace=True))
+        self.conv5 = nn.Sequential(nn.Conv2d(channels, last, 1, bias=False), nn.BatchNorm2d(last),
+                                   nn.ReLU(inplace=True))
         self.num_features = last
         self.num_classes = num_classes
         self.fc = nn.Linear(last, num_classes)  # PyTorch default initialisation, as torchvision
@@ -189,7 +190,8 @@ class ShuffleNetV2(ClassifierMixin, nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-_V1_PAPER = "Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices, CVPR 2018"
+_V1_PAPER = ("Zhang et al., ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices, "
+             "CVPR 2018")
 _V1 = dict(family="ShuffleNet", paper=_V1_PAPER, min_size=1, first_conv="conv1.0", classifier="fc")
 # Stage 2/3/4 output channels of ShuffleNet 1x for each number of groups g (Table 1).
 _V1_WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088), 8: (384, 768, 1536)}
@@ -200,31 +202,36 @@ def _shufflenet_v1(groups: int, num_classes: int, in_chans: int, img_size: int, 
                         small_input=img_size <= SMALL_INPUT_MAX, **kwargs)
 
 
-@register_model(params=1_531_936, params_source="exact count (no published per-g count); paper Table 2: 143 MFLOPs", **_V1)
+@register_model(params=1_531_936, params_source="exact count (no published per-g count); paper Table 2: 143 MFLOPs",
+                **_V1)
 def shufflenet_v1_g1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """ShuffleNet 1x, g=1 (Table 1): stages of 144/288/576 channels."""
     return _shufflenet_v1(1, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(params=1_733_848, params_source="exact count (no published per-g count); paper Table 2: 140 MFLOPs", **_V1)
+@register_model(params=1_733_848, params_source="exact count (no published per-g count); paper Table 2: 140 MFLOPs",
+                **_V1)
 def shufflenet_v1_g2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """ShuffleNet 1x, g=2 (Table 1): stages of 200/400/800 channels."""
     return _shufflenet_v1(2, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(params=1_865_728, params_source="exact count; 1.87M in mmpretrain, 1.9M in megvii-model/ShuffleNet-Series (authors' code)", **_V1)
+@register_model(params=1_865_728, params_source="exact count; 1.87M in mmpretrain, "
+                "1.9M in megvii-model/ShuffleNet-Series (authors' code)", **_V1)
 def shufflenet_v1_g3(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """ShuffleNet 1x, g=3 (Table 1): stages of 240/480/960 channels."""
     return _shufflenet_v1(3, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(params=1_968_344, params_source="exact count (no published per-g count); paper Table 2: 133 MFLOPs", **_V1)
+@register_model(params=1_968_344, params_source="exact count (no published per-g count); paper Table 2: 133 MFLOPs",
+                **_V1)
 def shufflenet_v1_g4(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """ShuffleNet 1x, g=4 (Table 1): stages of 272/544/1088 channels."""
     return _shufflenet_v1(4, num_classes, in_chans, img_size, **kwargs)
 
 
-@register_model(params=2_434_768, params_source="exact count; 2.4M in megvii-model/ShuffleNet-Series (authors' code)", **_V1)
+@register_model(params=2_434_768, params_source="exact count; 2.4M in megvii-model/ShuffleNet-Series (authors' code)",
+                **_V1)
 def shufflenet_v1_g8(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs) -> nn.Module:
     """ShuffleNet 1x, g=8 (Table 1): stages of 384/768/1536 channels."""
     return _shufflenet_v1(8, num_classes, in_chans, img_size, **kwargs)

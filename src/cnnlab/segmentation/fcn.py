@@ -24,7 +24,8 @@ surplus row/column that ceil rounding can leave is cut at the bottom/right.
 
 Backbones: VGG-16 (the paper's; torchvision's ``vgg16`` state-dict layout under ``backbone.features``,
 fc6/fc7 as convolutions, :func:`init_from_vgg` loads a convolutionalized classifier), ResNet-18
-(pool3/4/5 = layer2/3/4; :func:`init_from_resnet`) and FastNet-FCN, a five-stage FastNet (cnnlab's CPU net) for small inputs.
+(pool3/4/5 = layer2/3/4; :func:`init_from_resnet`) and FastNet-FCN, a five-stage FastNet (cnnlab's CPU net)
+for small inputs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ ResNet-18 and FastNet-FCN. ``create_model("fcn8s_vgg16", num_classes=K)`` -> log
 Reference parameter counts at the defaults: the VGG-16 nets are the Caffe reference nets of the FCN
 paper (``voc-fcn{32,16,8}s``: fc6 a 7x7x512x4096 conv, full (not grouped) 21-channel deconvolutions
 without bias), counted from the layer list -- 134,489,759 for FCN-8s at 21 classes
-(134,376,863 trainable: the final 8x upsampling is fixed), the "134M" of the released caffemodel. The others are cnnlab designs, counted.
+(134,376,863 trainable: the final 8x upsampling is fixed), the "134M" of the released caffemodel.
+The others are cnnlab designs, counted.
 """
 
 from __future__ import annotations

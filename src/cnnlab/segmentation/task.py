@@ -152,7 +152,8 @@ class SegmentationTask(Task):
 
         n = min(6, len(data))
         images = data.images[:n]
-        x = (images.float() / 255 - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+        x = ((images.float() / 255 - torch.tensor(spec.mean).view(1, -1, 1, 1))
+             / torch.tensor(spec.std).view(1, -1, 1, 1))
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()

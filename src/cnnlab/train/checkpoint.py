@@ -221,7 +221,7 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
                 raise CheckpointError(f"{path} has checkpoint format version {header.get('version')!r}; "
                                       f"this cnnlab reads version {VERSION}")
             meta = json.loads(header["meta"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except CheckpointError:
         raise
     except Exception as e:  # OSError, SafetensorError, JSON and key errors: all mean an unreadable file

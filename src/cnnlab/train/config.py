@@ -23,7 +23,7 @@ TTA_MODES = ("none", "flip", "crop", "flip,crop")
 TASKS = ("classification", "segmentation")
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:  # noqa: A002 - dataclass field with CLI help text
+def _f(default: Any, help: str, **kw: Any) -> Any:
     if isinstance(default, list | dict):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})

@@ -174,7 +174,7 @@ class _StopFlag:
     def __init__(self) -> None:
         self.requested = False
 
-    def handler(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+    def handler(self, signum, frame) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True

@@ -113,7 +113,8 @@ def evaluate(model: nn.Module, data: Any, *, num_classes: int | None = None, bat
     Returns ``{"loss", "top1", "top5", "per_class", "confusion", "n"}``; accuracies in [0, 1],
     loss is the mean cross-entropy of the (TTA-averaged) probabilities. Under an initialised
     process group an ArrayDataset is sharded across processes (``shard=True``) and the metrics
-    are reduced over all of them; any other input is evaluated whole by each process. The model's train/eval mode is restored afterwards.
+    are reduced over all of them; any other input is evaluated whole by each process. The model's
+    train/eval mode is restored afterwards.
     """
     if device is None:
         p = next(model.parameters(), None)

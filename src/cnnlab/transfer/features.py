@@ -162,7 +162,7 @@ def cached_features(model: nn.Module, dataset, img_size: int, cache_dir: str | P
     if hit:
         try:
             feats = load_file(str(path))["features"]
-        except Exception:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
+        except Exception:
             hit = False
         if feats is not None and feats.shape[0] != len(dataset):
             feats, hit = None, False

@@ -183,7 +183,8 @@ def _resolve_target(target: int | str | None, names: Sequence[str], probs: torch
     if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
         t = int(target)
         if not 0 <= t < len(names):
-            raise ConfigError(f"target class {t} out of range: the model has {len(names)} classes (0..{len(names) - 1})")
+            raise ConfigError(f"target class {t} out of range: "
+                              f"the model has {len(names)} classes (0..{len(names) - 1})")
         return t
     lowered = [n.lower() for n in names]
     if target.lower() in lowered:
