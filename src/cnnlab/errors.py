@@ -1,7 +1,8 @@
 """One family of exceptions. Library code raises them; the CLI prints them as one line.
 
-Each subclass also derives from the builtin a caller would naturally catch
-(``ValueError``, ``FileNotFoundError``), so ``except ValueError`` keeps working.
+Each subclass also derives from the builtin a caller would naturally catch (``ValueError`` for bad
+names, settings, files and data; ``RuntimeError`` for failed workers and exports; ``FloatingPointError``
+for a diverged loss), so ``except ValueError`` keeps working. Every exception class of cnnlab is here.
 """
 
 

@@ -217,6 +217,13 @@ def test_every_zoo_model(name):
     if info.params is not None:
         assert s.total_params == pytest.approx(info.params, rel=info.params_rtol, abs=0)
     assert s.total_macs > 0 and s.output_shape[0] == 1
-    assert s.receptive_field is not None and s.peak_activation_bytes > 0
+    assert s.peak_activation_bytes > 0
     leaves = [r for r in s.rows if r.is_leaf]
     assert sum(r.macs for r in leaves) == s.total_macs
+    # The deepest feature map: its jump is the product of the strides, so the input side / jump is its
+    # side up to what unpadded ("valid") convs trim (LeNet's 5x5 convs: 3 units); its field is at least
+    # the jump, and the model's field at least its own. A jump or field that stops accumulating fails here.
+    spatial = [r for r in leaves if r.output_shape and len(r.output_shape) == 4 and isinstance(r.jump, int | float)]
+    deep = max(spatial, key=lambda r: r.jump)
+    assert abs(s.input_size[-1] / deep.jump - deep.output_shape[-1]) <= 3
+    assert s.receptive_field >= deep.receptive_field >= deep.jump >= (8 if s.input_size[-1] >= 128 else 4)

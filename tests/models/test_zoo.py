@@ -196,3 +196,14 @@ def test_unknown_name_suggests_close_matches():
 def test_impossible_settings_are_clear_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         cnnlab.create_model("resnet18", **kwargs)
+
+
+@pytest.mark.parametrize("name", cnnlab.list_models())
+def test_builder_signature_agrees_with_the_registry(name):
+    """Calling a builder directly gives the registry's defaults (EfficientNet-B1 is built for 240, not 224)."""
+    import inspect
+
+    info = get_model_info(name)
+    params = inspect.signature(info.fn.__wrapped__).parameters
+    defaults = {k: params[k].default for k in ("num_classes", "in_chans", "img_size")}
+    assert defaults == {"num_classes": info.num_classes, "in_chans": info.in_chans, "img_size": info.default_size}

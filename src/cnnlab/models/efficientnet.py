@@ -294,37 +294,37 @@ def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, img_size: int = 
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b1", params=7_794_184, default_size=240)
-def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 240, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b1", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b2", params=9_109_994, default_size=260)
-def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 260, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b2", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b3", params=12_233_232, default_size=300)
-def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, img_size: int = 300, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b3", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b4", params=19_341_616, default_size=380)
-def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, img_size: int = 380, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b4", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b5", params=30_389_784, default_size=456)
-def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, img_size: int = 456, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b5", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b6", params=43_040_704, default_size=528)
-def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, img_size: int = 528, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b6", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_COMMON, paper=_PAPER, torchvision="efficientnet_b7", params=66_347_960, default_size=600)
-def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, img_size: int = 600, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_b7", num_classes, in_chans, img_size, **kwargs)
 
 
@@ -336,11 +336,11 @@ def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, img_size: int
 
 @register_model(**_LITE, params=5_416_680, default_size=240, pretrained=(_lite(1, 240, 76.7),),
                 params_source="timm efficientnet_lite1 / TF efficientnet-lite1 checkpoint")
-def efficientnet_lite1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_lite1(num_classes: int = 1000, in_chans: int = 3, img_size: int = 240, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_lite1", num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(**_LITE, params=6_092_072, default_size=260, pretrained=(_lite(2, 260, 77.6),),
                 params_source="timm efficientnet_lite2 / TF efficientnet-lite2 checkpoint")
-def efficientnet_lite2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
+def efficientnet_lite2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 260, **kwargs: Any) -> nn.Module:
     return _efficientnet("efficientnet_lite2", num_classes, in_chans, img_size, **kwargs)
