@@ -14,7 +14,7 @@ DEFAULT_DATA = "fashion-scenes"
 
 
 def register(sub) -> None:
-    from cnnlab.train.config import add_config_arguments
+    from cnnlab.train.commands import add_train_arguments
 
     p = sub.add_parser("segment", help="semantic segmentation: FCN-32s/16s/8s train, eval, predict",
                        description="Train, evaluate and apply segmentation models (FCN, Long et al. 2015).")
@@ -23,12 +23,9 @@ def register(sub) -> None:
     t = seg.add_parser("train", help="train a segmentation model (any `cnnlab train` option)",
                        description=f"Train a segmentation model. Defaults: --model {DEFAULT_MODEL} "
                                    f"--data {DEFAULT_DATA}; every `cnnlab train` option applies.")
-    t.add_argument("--recipe", help="start from a named recipe (e.g. scenes-fcn8s)")
-    t.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
-    t.add_argument("--quiet", action="store_true", help="one line per epoch (logs, CI)")
     t.add_argument("--json", action="store_true", help="print the final result as JSON")
-    add_config_arguments(t)
+    add_train_arguments(t)  # --recipe (e.g. scenes-fcn8s), --config, --quiet, every TrainConfig flag
     t.set_defaults(func=cmd_train)
 
     e = seg.add_parser("eval", help="pixel accuracy, mean accuracy, mean IU, frequency-weighted IU, per-class IU")

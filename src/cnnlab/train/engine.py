@@ -381,19 +381,7 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
     if model is not None and getattr(model, "pretrained_cfg", {}).get("weights"):
         meta["pretrained"] = _json_safe(model.pretrained_cfg["weights"])
 
-    if info.is_main:
-        if ckpt is not None:  # a kill inside a checkpoint write leaves its temp file behind
-            remove_stale_temps(run_dir)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror or e}); "
-                              "out_dir must be a writable folder path") from None
-        cfg.to_yaml(run_dir / "config.yaml")
-    logger = RunLogger(run_dir, info.is_main, cfg.tensorboard, purge_step=state.global_step if ckpt else None,
-                       columns=task.history_columns())
-    progress = Progress(cfg.progress, cfg.epochs, enabled=info.is_main, score=task.score,
-                        score_label=task.score_label, train_score=task.train_score)
+    logger, progress = _open_run_dir(cfg, info, task, resumed_at=state.global_step if ckpt else None)
     train_model: nn.Module = net
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -408,6 +396,24 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
                progress=progress, callbacks=callbacks, stop_flag=stop_flag, title=title)
     run.callback("on_fit_start")
     return run
+
+
+def _open_run_dir(cfg: TrainConfig, info: D.DistInfo, task: Task, resumed_at: int | None) -> tuple[RunLogger, Progress]:
+    """Create the run directory (rank 0), write config.yaml, and open the logger and the progress display."""
+    run_dir = Path(cfg.out_dir)
+    if info.is_main:
+        if resumed_at is not None:  # a kill inside a checkpoint write leaves its temp file behind
+            remove_stale_temps(run_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot create the run directory {run_dir} ({e.strerror or e}); "
+                              "out_dir must be a writable folder path") from None
+        cfg.to_yaml(run_dir / "config.yaml")
+    logger = RunLogger(run_dir, info.is_main, cfg.tensorboard, purge_step=resumed_at, columns=task.history_columns())
+    progress = Progress(cfg.progress, cfg.epochs, enabled=info.is_main, score=task.score,
+                        score_label=task.score_label, train_score=task.train_score)
+    return logger, progress
 
 
 def _registry_origin(model: nn.Module, spec: DataSpec) -> tuple[str | None, dict, int]:
