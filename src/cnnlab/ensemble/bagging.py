@@ -21,9 +21,9 @@ from cnnlab.ensemble.members import (
     MemberData,
     MemberJob,
     MemberRun,
-    default_out_dir,
     load_data,
     member_config,
+    out_dir_for,
     run_members,
     spec_of,
     torch_threads,
@@ -49,7 +49,7 @@ def bag(cfg, members: int = 5, *, vote: str = "soft", resample: str = "bootstrap
     if resample not in RESAMPLING:
         raise ConfigError(f"resample {resample!r} is not one of {', '.join(RESAMPLING)}")
     t0 = time.perf_counter()
-    out = Path(out_dir) if out_dir is not None else Path(cfg.out_dir or default_out_dir("bag", cfg))
+    out = out_dir_for("bag", cfg, out_dir)
     spec = spec_of(cfg, holdout)
     data = data or load_data(spec)
     jobs = []

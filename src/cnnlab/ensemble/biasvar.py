@@ -119,9 +119,9 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
     from cnnlab.ensemble.combine import load_member, member_probs
     from cnnlab.ensemble.members import (
         MemberJob,
-        default_out_dir,
         load_data,
         member_config,
+        out_dir_for,
         run_members,
         spec_of,
         torch_threads,
@@ -133,7 +133,7 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
     if sweep is not None and not values:
         raise ConfigError(f"--sweep {sweep} needs values, e.g. --sweep {sweep}=1,2,4")
     t0 = time.perf_counter()
-    out = Path(out_dir) if out_dir is not None else Path(cfg.out_dir or default_out_dir("biasvar", cfg))
+    out = out_dir_for("biasvar", cfg, out_dir)
     spec = spec_of(cfg, holdout)
     data = load_data(spec)
     settings = [(None, cfg)] if sweep is None else [(v, _apply(cfg, sweep, v)) for v in values]

@@ -33,9 +33,9 @@ from cnnlab.ensemble.combine import EnsembleResult, load_member, member_probs, s
 from cnnlab.ensemble.members import (
     MemberData,
     MemberJob,
-    default_out_dir,
     load_data,
     member_config,
+    out_dir_for,
     run_members,
     spec_of,
     torch_threads,
@@ -109,7 +109,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
     if mode not in MODES:
         raise ConfigError(f"boosting mode {mode!r} is not one of {', '.join(MODES)}")
     t0 = time.perf_counter()
-    out = Path(out_dir) if out_dir is not None else Path(cfg.out_dir or default_out_dir("boost", cfg))
+    out = out_dir_for("boost", cfg, out_dir)
     spec = spec_of(cfg, holdout)
     data = data or load_data(spec)
     train, test = data.train, data.test

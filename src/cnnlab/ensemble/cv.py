@@ -23,9 +23,9 @@ from cnnlab.ensemble.members import (
     MemberData,
     MemberJob,
     MemberRun,
-    default_out_dir,
     load_data,
     member_config,
+    out_dir_for,
     run_members,
     spec_of,
 )
@@ -104,7 +104,7 @@ def cross_validate(cfg, folds: int = 5, *, workers: int = 1, out_dir: str | Path
         raise ConfigError(f"--folds must be an integer >= 2 (each fold is validated by a model trained on the "
                           f"others), got {folds!r}")
     t0 = time.perf_counter()
-    out = Path(out_dir) if out_dir is not None else Path(cfg.out_dir or default_out_dir("cv", cfg))
+    out = out_dir_for("cv", cfg, out_dir)
     spec = spec_of(cfg)
     data = data or load_data(spec, need_test=False)
     splits = kfold_indices(data.train.labels, folds, seed=cfg.seed)

@@ -209,3 +209,8 @@ def torch_threads(n: int):
 def default_out_dir(kind: str, cfg) -> Path:
     data = cfg.data.replace("imagefolder:", "").rstrip("/").replace("/", "_").replace(":", "_")
     return Path("runs") / f"{kind}-{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def out_dir_for(kind: str, cfg, out_dir: str | Path | None) -> Path:
+    """The command's parent folder: ``out_dir``, else ``cfg.out_dir``, else ``runs/KIND-MODEL-DATA-TIME``."""
+    return Path(out_dir) if out_dir is not None else Path(cfg.out_dir or default_out_dir(kind, cfg))
