@@ -258,6 +258,36 @@ def test_tta_averages_softmax_over_views(job):
     assert len(tta_views(x, "flip,crop")) == 6
 
 
+def test_shift_tta_is_the_one_pixel_translations_of_the_image_and_its_mirror(job):
+    """flip,shift = the image, its mirror, and each of them moved one pixel up, down, left and right
+    (edge replicated), built here by index arithmetic."""
+    net = job.tiny_net().eval()
+    x = torch.randn(2, 1, 28, 28)
+
+    def shift(img, sy, sx):
+        iy, ix = (torch.arange(28) - sy).clamp(0, 27), (torch.arange(28) - sx).clamp(0, 27)
+        return img[..., iy[:, None], ix[None, :]]
+
+    one = ((1, 0), (-1, 0), (0, 1), (0, -1))
+    views = [x, x.flip(-1)] + [shift(v, sy, sx) for v in (x, x.flip(-1)) for sy, sx in one]
+    with torch.no_grad():
+        expected = torch.stack([F.softmax(net(v), 1) for v in views]).mean(0)
+        torch.testing.assert_close(predict_probs(net, x, "flip,shift"), expected)
+        only = torch.stack([F.softmax(net(v), 1) for v in [x] + views[2:6]]).mean(0)
+        torch.testing.assert_close(predict_probs(net, x, "shift"), only)
+    assert len(tta_views(x, "flip,shift")) == 10
+
+
+@pytest.mark.parametrize("text, mode", [("crop,flip", "flip,crop"), ("shift,flip", "flip,shift"), ("flip", "flip")])
+def test_tta_modes_are_accepted_in_any_order(text, mode):
+    from cnnlab.errors import ConfigError
+    from cnnlab.train.config import canonical_tta
+
+    assert canonical_tta(text) == mode
+    with pytest.raises(ConfigError, match="not one of none, flip"):
+        canonical_tta("flip,rotate")
+
+
 def test_evaluate_matches_a_hand_count(job, synth):
     _, test = synth
     net = job.tiny_net().eval()

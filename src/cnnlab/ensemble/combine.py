@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.train.config import canonical_tta
 
 VOTES = ("soft", "hard")
 
@@ -217,8 +218,7 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
 
     if vote not in VOTES:
         raise ConfigError(f"--vote {vote!r} is not one of {', '.join(VOTES)}")
-    if tta not in ("none", "flip", "crop", "flip,crop"):
-        raise ConfigError(f"--tta {tta!r} is not one of none, flip, crop, flip,crop")
+    tta = canonical_tta(tta, "--tta")
     if not paths:
         raise ConfigError("an ensemble needs at least one member (run directory or checkpoint)")
     t0 = time.perf_counter()

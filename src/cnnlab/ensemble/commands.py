@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cnnlab.errors import ConfigError
+from cnnlab.train.config import TTA_MODES, canonical_tta
 
 
 def register(sub) -> None:
@@ -71,7 +72,7 @@ def register(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or .safetensors checkpoint files")
     p.add_argument("--eval", action="store_true", help="evaluate the members and their vote")
     p.add_argument("--vote", default="soft", choices=("soft", "hard"), help="[soft]")
-    p.add_argument("--tta", default="none", help="test-time augmentation of every member: none|flip|crop|flip,crop")
+    p.add_argument("--tta", default="none", help="test-time augmentation of every member: " + "|".join(TTA_MODES))
     p.add_argument("--data", help="evaluation dataset (default: the one the members were trained on)")
     p.add_argument("--data-dir", help="dataset directory")
     p.add_argument("--split", default="test", help="which split to evaluate on [test]")
@@ -309,7 +310,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.combine import check_compatible, ensemble_runs, load_member
     from cnnlab.ensemble.plots import plot_ensemble
 
-    tta = "flip,crop" if args.tta == "crop,flip" else args.tta
+    tta = canonical_tta(args.tta, "--tta")
     if not args.eval:
         from rich.table import Table
 

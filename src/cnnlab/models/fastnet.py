@@ -36,13 +36,17 @@ class Stem(nn.Module):
     """``ReLU(BN(maxpool2(conv3x3(x))))``: one full-resolution convolution, then 2x down-sampling.
 
     With 1 input channel the convolution is nearly free (9 MACs per output value); pooling before
-    BN/ReLU keeps the elementwise work at a quarter of the full-resolution map.
+    BN/ReLU keeps the elementwise work at a quarter of the full-resolution map. ``stride2=True``
+    replaces conv + pool by one 4x4 stride-2 convolution (padding 1: every pixel is seen, 28 -> 14):
+    no full-resolution feature map at all. The full-resolution max-pool's forward and backward took
+    about a third of a training step on a 2-core CPU (``benchmarks/bench_record.py --profile``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride2: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        k, stride = (4, 2) if stride2 else (3, 1)
+        self.conv = nn.Conv2d(in_channels, out_channels, k, stride=stride, padding=1, bias=False)
+        self.pool = nn.Identity() if stride2 else nn.MaxPool2d(2, ceil_mode=True)
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
 
@@ -81,12 +85,14 @@ class FastNet(ClassifierMixin, nn.Module):
     classifier_name = "fc"
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128), num_classes: int = 1000, in_chans: int = 3,
-                 logit_scale: float = 0.125) -> None:
+                 logit_scale: float = 0.125, stem: str = "pool") -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_features = widths[-1]
         self.logit_scale = logit_scale
-        self.stem = Stem(in_chans, widths[0])
+        if stem not in ("pool", "stride2"):
+            raise ValueError(f"stem={stem!r} is not one of pool, stride2")
+        self.stem = Stem(in_chans, widths[0], stride2=stem == "stride2")
         self.blocks = nn.Sequential(*[PoolBlock(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
         self.fc = nn.Linear(widths[-1], num_classes)
         for m in self.modules():

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cnnlab.errors import ConfigError
+from cnnlab.train.config import TTA_MODES, canonical_tta
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", help="dataset directory")
     p.add_argument("--split", default="test", choices=("test", "train"), help="which split [test]")
-    p.add_argument("--tta", default=None, help="test-time augmentation: none|flip|crop|flip,crop")
+    p.add_argument("--tta", default=None, help="test-time augmentation: " + "|".join(TTA_MODES))
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="evaluate the raw weights even if the run kept an EMA")
@@ -135,10 +136,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt.config
     tta = args.tta if args.tta is not None else cfg.tta
-    if tta == "crop,flip":
-        tta = "flip,crop"
-    if tta not in ("none", "flip", "crop", "flip,crop"):
-        raise ConfigError(f"--tta {tta!r} is not one of none, flip, crop, flip,crop")
+    tta = canonical_tta(tta, "--tta")
     device = resolve_device(args.device)
     model = ckpt.build_model(use_ema=not args.no_ema).to(device)
     data_name = args.data or ckpt.meta.get("data") or cfg.data

@@ -17,9 +17,19 @@ from cnnlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("off", "bf16", "fp16", "auto")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
-TTA_MODES = ("none", "flip", "crop", "flip,crop")
+TTA_MODES = ("none", "flip", "crop", "flip,crop", "shift", "flip,shift")
+
+
+def canonical_tta(text: str, what: str = "tta") -> str:
+    """``text`` as one of :data:`TTA_MODES` (views in any order: ``crop,flip`` -> ``flip,crop``), else one
+    clear ConfigError naming the accepted modes."""
+    parts = sorted(str(text).replace(" ", "").split(","), key=lambda t: (t != "flip", t))
+    mode = ",".join(parts)
+    if mode not in TTA_MODES:
+        raise ConfigError(f"{what} {text!r} is not one of {', '.join(TTA_MODES)}")
+    return mode
 TASKS = ("classification", "segmentation")
 
 
@@ -99,7 +109,7 @@ class TrainConfig:
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms(True) (needed for bitwise resume on GPU)")
     device: str = _f("auto", "auto|cpu|cuda|cuda:N")
     threads: int = _f(0, "torch intra-op CPU threads (0 = leave torch's default)")
-    amp: str = _f("off", "autocast on CUDA: " + "|".join(AMP_MODES))
+    amp: str = _f("off", "autocast: " + "|".join(AMP_MODES) + " (auto: bf16 where the CPU/GPU computes it natively)")
     channels_last: bool = _f(False, "NHWC memory format (helps convs on GPUs with tensor cores)")
     compile: bool = _f(False, "torch.compile the model (30-50 s compile on CPU)")
     nproc: int = _f(1, "DistributedDataParallel processes on this machine (gloo on CPU, nccl on GPU)")
@@ -133,8 +143,8 @@ class TrainConfig:
                 setattr(self, name, str(value))
         self.betas = _numbers(self.betas, "betas", float)
         self.milestones = _numbers(self.milestones, "milestones", int)
-        if self.tta == "crop,flip":
-            self.tta = "flip,crop"
+        if isinstance(self.tta, str) and self.tta in ("crop,flip", "shift,flip"):
+            self.tta = canonical_tta(self.tta)
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
                               ("progress", PROGRESS_MODES), ("tta", TTA_MODES), ("task", TASKS)):
             choice(name, allowed)

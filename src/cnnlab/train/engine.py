@@ -59,6 +59,7 @@ from cnnlab.train.checkpoint import (
     set_rng_state,
 )
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.hardware import resolve_amp
 from cnnlab.train.optim import build_optimizer, build_param_groups, build_scheduler, l1_penalty
 from cnnlab.train.runlog import Progress, RunLogger, plot_curves
 from cnnlab.train.task import (
@@ -324,6 +325,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
     ckpt = load_checkpoint(resume, prefer="last") if resume is not None else None
     if ckpt is not None and cfg.out_dir is None:
         cfg = cfg.replace(out_dir=str(ckpt.path.parent))
+    amp, amp_reason = resolve_amp(cfg.amp, device)
+    cfg = cfg.replace(amp=amp)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError("amp=fp16 needs a CUDA device (use bf16 or off on CPU)")
     if cfg.batch_size % info.world_size:
@@ -394,6 +397,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
                optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
                autocast=autocast_for(device, cfg.amp), ctx=ctx, state=state, meta=meta, logger=logger,
                progress=progress, callbacks=callbacks, stop_flag=stop_flag, title=title)
+    if amp_reason.startswith("amp auto"):
+        progress.message(amp_reason)
     run.callback("on_fit_start")
     return run
 

@@ -22,19 +22,26 @@ def logits_of(output: Any) -> torch.Tensor:
     return output.logits if isinstance(output, AuxOutputs) else output
 
 
+def _shifted(x: torch.Tensor, p: int, offsets) -> list[torch.Tensor]:
+    padded = F.pad(x, (p, p, p, p), mode="replicate")
+    h, w = x.shape[-2:]
+    return [padded[..., p + dy:p + dy + h, p + dx:p + dx + w] for dy, dx in offsets]
+
+
 def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """The test-time views of a batch: the batch, its horizontal flip (``flip``), and/or four
-    shifts by ~1/14 of the side with edge replication (``crop``: the random-crop-with-padding
-    augmentation's extreme positions)."""
+    """The test-time views of a batch: the batch, its horizontal flip (``flip``), and
+    ``crop``: four diagonal shifts by ~1/14 of the side with edge replication (the random-crop-with-
+    padding augmentation's extreme positions), or ``shift``: the four one-pixel shifts up, down, left
+    and right -- of the batch and, with ``flip``, of its flip too (airbench's translate TTA, Jordan 2024)."""
     views = [x]
     if "flip" in mode:
         views.append(x.flip(-1))
     if "crop" in mode:
         p = max(1, x.shape[-1] // 14)
-        padded = F.pad(x, (p, p, p, p), mode="replicate")
-        h, w = x.shape[-2:]
-        for dy, dx in ((0, 0), (0, 2 * p), (2 * p, 0), (2 * p, 2 * p)):
-            views.append(padded[..., dy:dy + h, dx:dx + w])
+        views += _shifted(x, p, ((-p, -p), (-p, p), (p, -p), (p, p)))
+    if "shift" in mode:
+        one = ((-1, 0), (1, 0), (0, -1), (0, 1))
+        views += [s for v in views[:2] for s in _shifted(v, 1, one)]
     return views
 
 

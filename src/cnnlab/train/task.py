@@ -36,6 +36,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models._base import AuxOutputs
+from cnnlab.train.config import TTA_MODES
 
 TASKS = ("classification", "segmentation")
 
@@ -254,7 +255,7 @@ class ClassificationTask(Task):
     score_label = "acc"
     train_score = "top1"
     loss_label = "cross-entropy loss"
-    tta_modes = ("none", "flip", "crop", "flip,crop")
+    tta_modes = TTA_MODES
 
     def split_val(self, train: Any, cfg) -> tuple[Any, Any]:
         from cnnlab.data import stratified_split
