@@ -140,22 +140,25 @@ def profile(recipe: str, steps: int = 30) -> None:
     cfg = get_recipe(recipe)
     amp, why = resolve_amp(cfg.amp, "cpu")
     warm = 5
-    prof = torch_profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=0, warmup=warm, active=steps))
+    prof = torch_profile(activities=[ProfilerActivity.CPU])
 
-    class Stepper:
+    class Stepper:  # steps [warm, warm + steps) are timed bare, the next `steps` under the profiler
         def __init__(self) -> None:
-            self.t = []
+            self.t: list[float] = []
 
         def on_step_end(self, state) -> None:
             self.t.append(time.perf_counter())
-            prof.step()
+            if len(self.t) == warm + steps:
+                prof.start()
+            elif len(self.t) == warm + 2 * steps:
+                prof.stop()
 
     stepper = Stepper()
-    n_images = cfg.batch_size * (warm + steps + 1)
-    with tempfile.TemporaryDirectory() as tmp, prof:
+    n_images = cfg.batch_size * (warm + 2 * steps + 1)
+    with tempfile.TemporaryDirectory() as tmp:
         fit(cfg.replace(epochs=1, train_subset=n_images, eval_test=False, tta="none", plots=False,
                         tensorboard=False, progress="none", out_dir=tmp), callbacks=[stepper])
-    step_s = (stepper.t[warm + steps] - stepper.t[warm]) / steps
+    step_s = (stepper.t[warm + steps - 1] - stepper.t[warm - 1]) / steps
     groups: dict[str, float] = {}
     total = 0.0
     for ev in prof.key_averages():

@@ -26,8 +26,18 @@ def test_recipe_model_is_the_registered_fastnet():
     cfg = get_recipe("fashion-fast")
     info = get_model_info(cfg.model)
     assert info.family == "FastNet" and info.torchvision is None
-    model = create_model(cfg.model, num_classes=10, in_chans=1, img_size=28)
-    assert sum(p.numel() for p in model.parameters()) == 278_890
+    model = create_model(cfg.model, num_classes=10, in_chans=1, img_size=28, **cfg.model_kwargs)
+    assert cfg.model_kwargs == {"stem": "stride2"}
+    assert sum(p.numel() for p in model.parameters()) == 279_114  # 4x4 stride-2 stem: 278,890 - 288 + 512
+
+
+def test_record_recipe_is_fixed_in_advance():
+    """fashion-record (issue 11): the conv+pool FastNet, 12 epochs, flip + one-pixel-shift TTA; nothing is
+    selected on the test set (no validation split, no early stopping) and bf16 follows the CPU."""
+    cfg = get_recipe("fashion-record")
+    assert cfg.model == "fastnet" and cfg.model_kwargs == {} and cfg.epochs == 12
+    assert cfg.tta == "flip,shift" and cfg.amp == "auto" and get_recipe("fashion-fast").amp == "auto"
+    assert cfg.val_fraction == 0 and cfg.early_stop_patience == 0 and cfg.schedule == "onecycle"
 
 
 # One epoch (one-cycle, batch 64, lr 0.1, the recipe's crop+flip augmentation) on 5,000 real training

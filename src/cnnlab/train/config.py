@@ -57,6 +57,8 @@ class TrainConfig:
     train_subset: int = _f(0, "use only the first N training images of a seeded permutation (0 = all)")
     val_fraction: float = _f(0.0, "hold out this stratified fraction of the training set for validation")
     img_size: int | None = _f(None, "model input size (default: the dataset's image size)")
+    train_sizes: str = _f("", "progressive resizing: SIZE:EPOCHS[,SIZE:EPOCHS...] trained at smaller inputs first, "
+                              "then img_size (e.g. 20:6; Howard, fast.ai DAWNBench 2018)")
     # length and batch
     epochs: int = _f(10, "number of epochs")
     batch_size: int = _f(128, "global mini-batch size (split across processes)")
@@ -117,6 +119,32 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.validate()
 
+    def size_schedule(self) -> list[tuple[int, int]]:
+        """``train_sizes`` as ``[(size, epochs), ...]``; they must leave the last epoch(s) at full size."""
+        out = []
+        for part in filter(None, str(self.train_sizes).replace(" ", "").split(",")):
+            try:
+                size, epochs = (int(v) for v in part.split(":"))
+            except ValueError:
+                size = epochs = 0
+            if size < 1 or epochs < 1:
+                raise ConfigError(f"train_sizes={self.train_sizes!r}: each part must be SIZE:EPOCHS with positive "
+                                  "integers, e.g. 20:6 or 16:3,22:3")
+            out.append((size, epochs))
+        if sum(e for _, e in out) >= self.epochs:
+            raise ConfigError(f"train_sizes={self.train_sizes!r} covers {sum(e for _, e in out)} of the "
+                              f"{self.epochs} epochs; leave at least the last one at the full input size")
+        return out
+
+    def train_size_at(self, epoch: int) -> int | None:
+        """The training input size of 0-based ``epoch`` under ``train_sizes`` (None: the full size)."""
+        end = 0
+        for size, epochs in self.size_schedule():
+            end += epochs
+            if epoch < end:
+                return size
+        return None
+
     # ------------------------------------------------------------------ checks
     def validate(self) -> TrainConfig:
         def choice(name: str, allowed: tuple[str, ...]) -> None:
@@ -163,6 +191,7 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.size_schedule()
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):

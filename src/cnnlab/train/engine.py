@@ -331,6 +331,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
         raise ConfigError("amp=fp16 needs a CUDA device (use bf16 or off on CPU)")
     if cfg.batch_size % info.world_size:
         raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the {info.world_size} processes")
+    if cfg.train_sizes and task.name != "classification":
+        raise ConfigError(f"train_sizes (progressive resizing) is for classification, not {task.name}")
     if cfg.tta not in task.tta_modes:
         raise ConfigError(f"tta={cfg.tta!r} is not available for {task.name}; use {', '.join(task.tta_modes)}")
     run_dir = Path(D.broadcast_object(cfg.out_dir or _default_run_dir(cfg), info))
@@ -439,6 +441,7 @@ def train_one_epoch(run: _Run, epoch: int) -> bool:
     cfg, state, info = run.cfg, run.state, run.info
     micro_per_epoch = run.micro_per_epoch
     run.loader.set_epoch(epoch)
+    run.ctx.img_size = cfg.train_size_at(epoch)
     run.train_model.train()
     run.progress.start_epoch(epoch, micro_per_epoch, state.micro_step)
     t0 = time.perf_counter()

@@ -22,16 +22,26 @@ RECIPES: dict[str, dict] = {
     "resnet20-fashion": dict(model="resnet20", data="fashion-mnist", epochs=15, batch_size=128, optimizer="sgd",
                              lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4, no_decay_norm_bias=True,
                              schedule="onecycle", label_smoothing=0.1, augment="crop:2,flip", tta="flip"),
-    # The headline recipe (issue 5, section 3): >= 93 % Fashion-MNIST test top-1 in <= 180 s on a 2-core
-    # CPU. FastNet (cnnlab.models.fastnet: conv-pool stem + two conv-pool-BN blocks, 11.6 M MACs,
-    # 279 k params) with the fast-CIFAR tricks (Page 2018; Jordan's airbench 2024): one-cycle Nesterov
-    # SGD, label smoothing, batched 2-px crop + flip, flip TTA; bf16 autocast + channels_last, 2 threads.
-    # Fixed schedule, no validation split, test evaluated per epoch only as logging. Measured here:
-    # 93.41 % (seed 0) / 93.47 % (seed 1) in 118-155 s wall (load average 1.6-2.9 incl. the run).
-    "fashion-fast": dict(model="fastnet", data="fashion-mnist", epochs=12, batch_size=256, optimizer="sgd",
-                         lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_norm_bias=True,
-                         schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1, augment="crop:2,flip",
-                         tta="flip", amp="bf16", channels_last=True, threads=2, out_dir="runs/fashion-fast"),
+    # The headline recipe: >= 93 % Fashion-MNIST test top-1 in <= 90 s on a 2-core CPU (issue 11; was
+    # 180 s in issue 5). FastNet (cnnlab.models.fastnet: stem + two conv-pool-BN blocks, 279 k params)
+    # with a 4x4 stride-2 stem (no full-resolution map: 1.4x the training speed of the conv+pool stem),
+    # and the fast-CIFAR tricks (Page 2018; Jordan's airbench 2024): one-cycle Nesterov SGD, label
+    # smoothing, batched 2-px crop + flip, flip TTA; channels_last, 2 threads, bf16 autocast where the
+    # CPU computes bf16 natively (amp=auto: cnnlab.train.hardware). Fixed schedule, no validation
+    # split, the per-epoch test accuracy is logging only. Settings chosen on a 5,000-image validation
+    # split of the training set; benchmarks/bench_record.py measures it (README: "Speed record").
+    "fashion-fast": dict(model="fastnet", model_kwargs={"stem": "stride2"}, data="fashion-mnist", epochs=10,
+                         batch_size=256, optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                         no_decay_norm_bias=True, schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1,
+                         augment="crop:2,flip", tta="flip", amp="auto", channels_last=True, threads=2,
+                         out_dir="runs/fashion-fast"),
+    # The record attempt (issue 11): >= 94 % in <= 180 s. The same FastNet with the conv+pool stem, 12
+    # epochs, and flip + one-pixel-shift TTA (10 views, +0.1-0.2 points on the validation split).
+    "fashion-record": dict(model="fastnet", data="fashion-mnist", epochs=12, batch_size=256, optimizer="sgd",
+                           lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_norm_bias=True,
+                           schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1, augment="crop:2,flip",
+                           tta="flip,shift", amp="auto", channels_last=True, threads=2,
+                           out_dir="runs/fashion-record"),
     # FCN-8s (Long et al. 2015) on Fashion-MNIST scenes (128x128, 10k train / 2k test, 11 classes with
     # background): the small FastNet backbone, AdamW one-cycle, flips, per-pixel cross-entropy; the best
     # epoch by test mean IU is only logged (fixed schedule, nothing selected). Target (issue 8):

@@ -62,6 +62,7 @@ class StepContext:
     spec: DataSpec
     criterion: Callable[..., torch.Tensor]
     sample_weights: torch.Tensor | None = None  # one weight per training sample, mean 1
+    img_size: int | None = None  # this epoch's training input size (progressive resizing); None: spec's
 
 
 @dataclass
@@ -305,7 +306,7 @@ class ClassificationTask(Task):
 
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, y = batch[0], batch[1]
-        x = add_input_noise(resize_input(x, ctx.spec.img_size), ctx.cfg.input_noise)
+        x = add_input_noise(resize_input(x, ctx.img_size or ctx.spec.img_size), ctx.cfg.input_noise)
         loss, logits = compute_loss(model(x), y, ctx.criterion)
         if ctx.sample_weights is not None:
             loss = (loss * ctx.sample_weights[batch[2].to(ctx.sample_weights.device)]).mean()
