@@ -9,6 +9,7 @@ ens = bag(cfg, members=5, vote="soft")              # ens.top1, ens.mean_member,
 sam = boost(cfg.replace(epochs=1), rounds=10)       # sam.rounds[m].alpha / .weighted_error / .ensemble_top1
 bv = bias_variance(cfg, models=5, sweep="epochs", values=[1, 2, 4])   # bv.points[i].decomposition
 ensemble_runs(["runs/a", "runs/b", "runs/c"], vote="hard", tta="flip")  # any saved run directories
+ensemble_runs(snapshot_paths("runs/cyc"))           # snapshot ensemble of a schedule="cyclic", cycles=M run
 ```
 """
 
@@ -31,6 +32,7 @@ from cnnlab.ensemble.combine import (
     evaluate_ensemble,
     load_member,
     member_probs,
+    snapshot_paths,
     vote,
 )
 from cnnlab.ensemble.cv import CVResult, FoldResult, cross_validate
@@ -41,5 +43,5 @@ __all__ = [
     "EnsembleResult", "FoldResult", "Interval", "Member", "MemberData", "MemberJob", "MemberRun", "MemberScore",
     "bag", "bias_variance", "boost", "bootstrap_accuracy", "check_compatible", "cross_validate", "decompose",
     "ensemble_runs", "evaluate_ensemble", "load_data", "load_member", "main_prediction", "member_probs",
-    "predict_labels", "run_members", "samme_alpha", "samme_update", "vote",
+    "predict_labels", "run_members", "samme_alpha", "samme_update", "snapshot_paths", "vote",
 ]

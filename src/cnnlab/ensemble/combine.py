@@ -7,7 +7,8 @@
 - weighted hard vote: ``argmax_k sum_m alpha_m [T_m(x) = k]`` (SAMME's final classifier, Zhu et al. 2009).
 
 Any saved checkpoints combine: the run directories of ``cnnlab bag``/``boost``, ordinary
-``cnnlab train`` runs from other machines, or single checkpoint files (snapshots). Each member is
+``cnnlab train`` runs from other machines, or single checkpoint files -- e.g. the snapshots of one
+``schedule=cyclic`` run (:func:`snapshot_paths`; snapshot ensembles, Huang et al. 2017). Each member is
 evaluated with its own normalisation (the mean/std saved in its checkpoint); all must share the
 classes, the input channels and the input size.
 """
@@ -15,6 +16,7 @@ classes, the input channels and the input size.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +57,22 @@ def load_member(path: str | Path, name: str | None = None) -> Member:
     ckpt = load_checkpoint(path, prefer=prefer)
     label = name or (path.name if path.is_dir() else f"{path.parent.name}/{path.stem}")
     return Member(label, ckpt.path, ckpt.meta, ckpt.build_model())
+
+
+def snapshot_paths(run_dir: str | Path) -> list[Path]:
+    """The ``snapshot-K.safetensors`` files of a ``schedule=cyclic`` run, K = 1..M in order (Huang et al. 2017:
+    one snapshot at the end of each cosine cycle); none is a one-line :class:`~cnnlab.errors.CheckpointError`."""
+    from cnnlab.errors import CheckpointError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is not a run directory (snapshots are expanded from run directories)")
+    found = [(int(m.group(1)), p) for p in run_dir.glob("snapshot-*.safetensors")
+             if (m := re.fullmatch(r"snapshot-(\d+)\.safetensors", p.name))]
+    if not found:
+        raise CheckpointError(f"{run_dir} has no snapshot-K.safetensors checkpoints; train it with "
+                              "--schedule cyclic --cycles M to save one at the end of each cycle")
+    return [p for _, p in sorted(found)]
 
 
 def check_compatible(members: Sequence[Member]) -> None:

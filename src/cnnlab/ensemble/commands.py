@@ -68,9 +68,13 @@ def register(sub) -> None:
 
     p = sub.add_parser("ensemble", help="combine saved run directories or checkpoints and evaluate them",
                        description="Combine any saved checkpoints (run directories of bag/boost/train, snapshot "
-                                   "files, runs from other machines): all must share classes and input size.")
+                                   "files, runs from other machines): all must share classes and input size. "
+                                   "--snapshots: the snapshots of cyclic-schedule runs.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or .safetensors checkpoint files")
     p.add_argument("--eval", action="store_true", help="evaluate the members and their vote")
+    p.add_argument("--snapshots", action="store_true",
+                   help="each run directory's snapshot-K checkpoints are the members (a snapshot ensemble of a "
+                        "--schedule cyclic --cycles M run, Huang et al. 2017)")
     p.add_argument("--vote", default="soft", choices=("soft", "hard"), help="[soft]")
     p.add_argument("--tta", default="none", help="test-time augmentation of every member: " + "|".join(TTA_MODES))
     p.add_argument("--data", help="evaluation dataset (default: the one the members were trained on)")
@@ -307,10 +311,12 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from cnnlab.ensemble.combine import check_compatible, ensemble_runs, load_member
+    from cnnlab.ensemble.combine import check_compatible, ensemble_runs, load_member, snapshot_paths
     from cnnlab.ensemble.plots import plot_ensemble
 
     tta = canonical_tta(args.tta, "--tta")
+    if args.snapshots:  # checkpoint files stay members as given
+        args.runs = [s for r in args.runs for s in (snapshot_paths(r) if Path(r).is_dir() else [r])]
     if not args.eval:
         from rich.table import Table
 

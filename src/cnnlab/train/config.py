@@ -16,7 +16,7 @@ from typing import Any
 from cnnlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle")
+SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "cyclic")
 AMP_MODES = ("off", "bf16", "fp16", "auto")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
 TTA_MODES = ("none", "flip", "crop", "flip,crop", "shift", "flip,shift")
@@ -81,7 +81,9 @@ class TrainConfig:
     step_size: int = _f(7, "step schedule: decay every this many epochs (the seed's StepLR(7, 0.1))")
     gamma: float = _f(0.1, "step/multistep decay factor")
     milestones: list = _f([], "multistep: epochs at which lr *= gamma, e.g. 30,60")
-    min_lr: float = _f(0.0, "cosine: final learning rate")
+    min_lr: float = _f(0.0, "cosine/cyclic: final learning rate (of each cycle)")
+    cycles: int = _f(1, "cyclic schedule: number of cosine cycles; a snapshot checkpoint is saved at the end of "
+                        "each (Huang et al. 2017)")
     warmup_epochs: float = _f(0.0, "linear warm-up from 0 over this many epochs (fractions allowed)")
     onecycle_pct: float = _f(0.3, "onecycle: fraction of the run spent rising to the peak lr")
     onecycle_div: float = _f(25.0, "onecycle: start lr = lr / onecycle_div")
@@ -179,7 +181,7 @@ class TrainConfig:
         if self.early_stop_metric != "auto" and not self.early_stop_metric.startswith("val_"):
             raise ConfigError(f"early_stop_metric={self.early_stop_metric!r} must be auto or a validation "
                               "metric such as val_loss, val_top1, val_mean_iu")
-        for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "nproc", "step_size"):
+        for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "nproc", "step_size", "cycles"):
             at_least(name, 1)
         for name in ("lr", "momentum", "weight_decay", "l1", "grad_clip", "label_smoothing", "input_noise",
                      "ema_decay", "warmup_epochs", "early_stop_patience", "ckpt_every_steps", "threads",
@@ -200,6 +202,7 @@ class TrainConfig:
             raise ConfigError(f"betas needs two values, got {self.betas}")
         if self.schedule == "multistep" and not self.milestones:
             raise ConfigError("schedule=multistep needs milestones, e.g. --milestones 30,60")
+        self._check_cycles()
         if not 0.0 < self.onecycle_pct < 1.0:
             raise ConfigError(f"onecycle_pct must be in (0, 1), got {self.onecycle_pct}")
         if self.early_stop_patience and self.val_fraction <= 0:
@@ -209,6 +212,20 @@ class TrainConfig:
         if not isinstance(self.model_kwargs, dict):
             raise ConfigError(f"model_kwargs must be a mapping, got {self.model_kwargs!r}")
         return self
+
+    def _check_cycles(self) -> None:
+        """schedule=cyclic: whole epochs per cycle (snapshots at epoch ends), warm-up inside the first cycle."""
+        if self.schedule != "cyclic":
+            if self.cycles != 1:
+                raise ConfigError(f"cycles={self.cycles} needs schedule=cyclic (cycles applies to no other schedule)")
+            return
+        if self.epochs % self.cycles:
+            raise ConfigError(f"schedule=cyclic needs epochs to be a multiple of cycles (whole epochs per cycle); "
+                              f"got epochs={self.epochs}, cycles={self.cycles}")
+        if self.warmup_epochs >= self.epochs // self.cycles:
+            raise ConfigError(f"schedule=cyclic needs warmup_epochs < epochs/cycles (warm-up inside the first "
+                              f"cycle); got warmup_epochs={self.warmup_epochs}, {self.epochs // self.cycles} "
+                              "epochs per cycle")
 
     # ------------------------------------------------------------- conversion
     def to_dict(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Reading order (torchvision's ``references/classification/train.py`` split): :func:`fit` (processes,
 threads, signals) -> :func:`_setup` (data, model, optimizer, resume, logging) -> per epoch
-:func:`train_one_epoch`, :func:`evaluate_epoch` and :func:`_end_of_epoch` (history, best/last
+:func:`train_one_epoch`, :func:`evaluate_epoch` and :func:`_end_of_epoch` (history, best/last/snapshot
 checkpoints, early stopping) -> :func:`_finish` (final evaluation, result.json, plots).
 
 What is task-specific -- the data, the batch -> loss step, the metrics, what a checkpoint remembers --
@@ -542,7 +542,8 @@ def evaluate_epoch(run: _Run, epoch: int) -> dict[str, Any]:
 
 
 def _end_of_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> bool:
-    """Record the row, keep the best checkpoint, save ``last``, log; True when early stopping fires."""
+    """Record the row, keep the best checkpoint, save ``last`` (and ``snapshot-K`` at the end of cycle K of
+    the cyclic schedule), log; True when early stopping fires."""
     state, cfg = run.state, run.cfg
     state.history.append(row)
     state.epoch, state.micro_step = epoch + 1, 0
@@ -555,6 +556,9 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> bool:
         run.save("best")
     else:
         state.bad_epochs += 1
+    per_cycle = cfg.epochs // cfg.cycles
+    if cfg.schedule == "cyclic" and state.epoch % per_cycle == 0:  # Huang et al. 2017; written before `last`,
+        run.save(f"snapshot-{state.epoch // per_cycle}")  # so a kill in between redoes this epoch on resume
     run.save("last")
     run.logger.epoch(state.history, state.global_step)
     run.progress.end_epoch(row)

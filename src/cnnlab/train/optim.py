@@ -95,6 +95,9 @@ def lr_factor(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
             f = cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
         elif cfg.schedule == "cosine":  # Loshchilov & Hutter 2017 (SGDR) without restarts
             f = cos_anneal(1.0, floor, (step - warmup) / max(1, total - warmup))
+        elif cfg.schedule == "cyclic":  # Huang et al. 2017 eq. 2 (SGDR with M equal cycles): restart every T/M steps
+            cycle = total // cfg.cycles  # whole epochs per cycle (validated), so cycles end at epoch ends
+            f = cos_anneal(1.0, floor, (step % cycle) / cycle)
         elif cfg.schedule == "onecycle":  # Smith & Topin 2018; the phases of torch's OneCycleLR
             start = 1.0 / cfg.onecycle_div
             end = start / cfg.onecycle_final_div
