@@ -129,7 +129,7 @@ _GROUPS = [  # (group, substrings of aten op names); first match wins
 
 def profile(recipe: str, steps: int = 30) -> None:
     import torch
-    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     from cnnlab.analysis import count_macs
