@@ -30,7 +30,7 @@ RECIPES: dict[str, dict] = {
     # CPU computes bf16 natively (amp=auto: cnnlab.train.hardware). Fixed schedule, no validation
     # split, the per-epoch test accuracy is logging only. Settings chosen on a 5,000-image validation
     # split of the training set; benchmarks/bench_record.py measures it (README: "Speed record").
-    "fashion-fast": dict(model="fastnet", model_kwargs={"stem": "stride2"}, data="fashion-mnist", epochs=10,
+    "fashion-fast": dict(model="fastnet", model_kwargs={"stem": "stride2"}, data="fashion-mnist", epochs=12,
                          batch_size=256, optimizer="sgd", lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
                          no_decay_norm_bias=True, schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1,
                          augment="crop:2,flip", tta="flip", amp="auto", channels_last=True, threads=2,
