@@ -1,9 +1,9 @@
 """A bagged ensemble of FastNets on Fashion-MNIST (issue 9 target: 5 members >= 94.0 % test top-1).
 
-Each member is the ``fashion-fast`` recipe (one FastNet: ~93.2-93.4 % alone, ~2-2.5 min on 2 quiet
+Each member is the ``fashion-fast`` recipe (one FastNet: ~93.3-93.7 % alone, ~2-2.5 min on 2 quiet
 cores) trained by ``cnnlab.ensemble.bag`` on its own bootstrap resample of the 60,000 training images
 (``--resample none``: all images, a different seed per member), evaluated with flip TTA on the 10,000
-test images and combined by a soft vote. Prints every member, the ensemble, the gain over the mean
+test images with the recipe's TTA and combined by a soft vote. Prints every member, the ensemble, the gain over the mean
 member, the accuracy of the first k members' ensemble, and the wall time (with the load average: on a
 shared machine the times are inflated).
 

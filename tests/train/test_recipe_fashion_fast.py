@@ -16,7 +16,7 @@ def test_recipe_config_builds():
     cfg = get_recipe("fashion-fast")
     assert cfg.model == "fastnet" and cfg.data == "fashion-mnist"
     assert cfg.optimizer == "sgd" and cfg.nesterov and cfg.schedule == "onecycle"
-    assert cfg.tta == "flip" and "flip" in cfg.augment and "crop" in cfg.augment
+    assert cfg.tta == "flip,shift" and "flip" in cfg.augment and "crop" in cfg.augment
     assert cfg.val_fraction == 0 and cfg.early_stop_patience == 0  # fixed schedule, no test-set selection
     assert cfg.out_dir == "runs/fashion-fast"
     assert "fashion-fast" in RECIPES
