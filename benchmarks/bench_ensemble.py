@@ -2,8 +2,8 @@
 
 Each member is the ``fashion-fast`` recipe (one FastNet: ~93.3-93.7 % alone, ~2-2.5 min on 2 quiet
 cores) trained by ``cnnlab.ensemble.bag`` on its own bootstrap resample of the 60,000 training images
-(``--resample none``: all images, a different seed per member), evaluated with flip TTA on the 10,000
-test images with the recipe's TTA and combined by a soft vote. Prints every member, the ensemble, the gain over the mean
+(``--resample none``: all images, a different seed per member), evaluated with the recipe's TTA on the
+10,000 test images and combined by a soft vote. Prints every member, the ensemble, the gain over the mean
 member, the accuracy of the first k members' ensemble, and the wall time (with the load average: on a
 shared machine the times are inflated).
 
@@ -14,7 +14,7 @@ shared machine the times are inflated).
 ``--snapshot``: a snapshot ensemble instead (Huang et al. 2017, *Snapshot Ensembles: Train 1, get M for
 free*): ONE fashion-fast FastNet trained with the cyclic schedule -- cosine annealing from the recipe's
 lr restarted M times (``--cycles``, 5) over M x E epochs (``--cycle-epochs``, 6) -- whose M end-of-cycle
-checkpoints are evaluated with the recipe's flip TTA and combined by a soft vote. Prints every snapshot,
+checkpoints are evaluated with the recipe's TTA and combined by a soft vote. Prints every snapshot,
 the ensemble, its gain over the last snapshot and over the mean snapshot, the ensemble of the last k
 snapshots, and the wall time (training + evaluation).
 
@@ -87,7 +87,9 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def done(run) -> None:
-        acc = f"test top-1 {100 * run.final['top1']:.2f}% (flip TTA), " if run.final.get("split") == "test" else ""
+        acc = ""
+        if run.final.get("split") == "test":
+            acc = f"test top-1 {100 * run.final['top1']:.2f}% ({run.final.get('tta', 'no')} TTA), "
         print(f"  {run.name}: {acc}{run.wall_s:.0f} s, {load_avg()}", flush=True)
 
     r = bag(cfg, members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out, on_member=done)
