@@ -1,6 +1,6 @@
 """A bagged ensemble of FastNets on Fashion-MNIST (issue 9 target: 5 members >= 94.0 % test top-1).
 
-Each member is the ``fashion-fast`` recipe (one FastNet: ~93.3-93.7 % alone, ~2-2.5 min on 2 quiet
+Each member is the ``fashion-fast`` recipe (one FastNet: ~93.3-93.4 % alone, ~2-2.5 min on 2 quiet
 cores) trained by ``cnnlab.ensemble.bag`` on its own bootstrap resample of the 60,000 training images
 (``--resample none``: all images, a different seed per member), evaluated with the recipe's TTA on the
 10,000 test images and combined by a soft vote. Prints every member, the ensemble, the gain over the mean
