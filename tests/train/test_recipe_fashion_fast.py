@@ -40,10 +40,11 @@ def test_record_recipe_is_fixed_in_advance():
     assert cfg.val_fraction == 0 and cfg.early_stop_patience == 0 and cfg.schedule == "onecycle"
 
 
-# One epoch (one-cycle, batch 64, lr 0.1, the recipe's crop+flip augmentation) on 5,000 real training
-# images, evaluated on the first 2,000 test images with flip TTA: FastNet 73.6 % (seed 0, 2 threads), a
-# 784->10 linear model under the same protocol 70.4 %. The CNN must beat that baseline, trained here.
-MARGIN_OVER_LINEAR = 0.02
+# One epoch (one-cycle, batch 32, lr 0.1, the recipe's stride-2 stem, crop+flip augmentation and flip,shift TTA)
+# on 5,000 real training images, evaluated on the first 2,000 test images: FastNet 76.8 % (seed 0, 2 threads, bf16
+# on a Xeon with AMX), a 784->10 linear model under the same protocol 68.4 % (the shift TTA lifts the linear model
+# from 62.4 %). The CNN must beat that baseline, trained here, by a clear margin.
+MARGIN_OVER_LINEAR = 0.04
 
 
 @pytest.mark.skipif(not FMNIST.exists(), reason="needs Debian's dataset-fashion-mnist")
@@ -54,7 +55,7 @@ def test_one_short_epoch_on_5k_real_images_beats_a_linear_model(tmp_path):
 
     test = load_dataset("fashion-mnist", "test")
     test = test.subset(torch.arange(2000))
-    cfg = get_recipe("fashion-fast").replace(epochs=1, train_subset=5000, batch_size=64, lr=0.1,
+    cfg = get_recipe("fashion-fast").replace(epochs=1, train_subset=5000, batch_size=32, lr=0.1,
                                              out_dir=str(tmp_path / "run"),
                                              progress="none", tensorboard=False, plots=False)
     result = fit(cfg, test_data=test)
