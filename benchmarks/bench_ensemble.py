@@ -69,17 +69,9 @@ def main() -> None:
     from cnnlab.train import get_recipe
 
     members, epochs = (2, 1) if args.quick else (args.members, args.epochs)
-    cfg = get_recipe("fashion-fast").replace(progress="line", tensorboard=False)
+    cfg = with_overrides(get_recipe("fashion-fast").replace(progress="line", tensorboard=False), args)
     if epochs:
         cfg = cfg.replace(epochs=epochs)
-    if args.threads:
-        cfg = cfg.replace(threads=args.threads)
-    if args.train_subset:
-        cfg = cfg.replace(train_subset=args.train_subset)
-    if args.amp:
-        cfg = cfg.replace(amp=args.amp)
-    if args.no_epoch_eval:
-        cfg = cfg.replace(eval_test=False)
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_ensemble-")
     print(f"{members} x fashion-fast ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
           f"TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
@@ -109,6 +101,19 @@ def main() -> None:
     print(f"target >= {100 * TARGET:.1f}% with 5 members: {verdict}")
 
 
+def with_overrides(cfg, args: argparse.Namespace):
+    """The recipe with the command line's --threads, --train-subset, --amp and --no-epoch-eval applied."""
+    if args.threads:
+        cfg = cfg.replace(threads=args.threads)
+    if args.train_subset:
+        cfg = cfg.replace(train_subset=args.train_subset)
+    if args.amp:
+        cfg = cfg.replace(amp=args.amp)
+    if args.no_epoch_eval:
+        cfg = cfg.replace(eval_test=False)
+    return cfg
+
+
 def snapshot(args: argparse.Namespace) -> None:
     """One fashion-fast run with schedule=cyclic; its snapshots' soft vote (Huang et al. 2017)."""
     from cnnlab.ensemble import ensemble_runs, snapshot_paths
@@ -118,16 +123,9 @@ def snapshot(args: argparse.Namespace) -> None:
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_snapshot-")
     cfg = get_recipe("fashion-fast").replace(progress="line", tensorboard=False, schedule="cyclic", cycles=cycles,
                                              epochs=cycles * per_cycle, out_dir=out)
+    cfg = with_overrides(cfg, args)
     if args.lr:
         cfg = cfg.replace(lr=args.lr)
-    if args.threads:
-        cfg = cfg.replace(threads=args.threads)
-    if args.train_subset:
-        cfg = cfg.replace(train_subset=args.train_subset)
-    if args.amp:
-        cfg = cfg.replace(amp=args.amp)
-    if args.no_epoch_eval:
-        cfg = cfg.replace(eval_test=False)
     print(f"snapshot ensemble: 1 x fashion-fast ({cfg.model}, {cycles} cosine cycles x {per_cycle} epochs from lr "
           f"{cfg.lr:g} on {cfg.train_subset or 60000:,} images, TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
           f"{args.vote} vote; {load_avg()}", flush=True)
