@@ -331,6 +331,8 @@ def test_bad_settings_are_config_errors(job, synth, tmp_path):
         fit(cfg(tmp_path), model=nn.Sequential(nn.Flatten(), nn.Linear(100, 10)), train_data=synth[0])
     with pytest.raises(ConfigError, match="does not accept the option 'batch_norm'"):
         fit(cfg(tmp_path, model="lenet5", batch_norm=False), train_data=synth[0])
+    with pytest.raises(ConfigError, match=r"model fastnet: stem='x' is not one of pool, stride2"):
+        fit(cfg(tmp_path, model="fastnet", model_kwargs={"stem": "x"}), train_data=synth[0])
     with pytest.raises(ConfigError, match="fp16 needs a CUDA"):
         fit(cfg(tmp_path, amp="fp16", device="cpu"), model=job.tiny_net(), train_data=synth[0])
 

@@ -288,6 +288,8 @@ class ClassificationTask(Task):
                 hint = " (batch_norm on/off exists only for families that allow it)" if bad == "batch_norm" else ""
                 raise ConfigError(f"model {cfg.model} does not accept the option {bad!r}{hint}") from None
             raise
+        except ValueError as e:  # a builder rejecting an option's value (e.g. FastNet's stem)
+            raise ConfigError(f"model {cfg.model}: {e} (from model_kwargs {kwargs})") from None
         return model, name, kwargs
 
     def expected_output(self, spec: DataSpec, batch: int) -> tuple[int, ...]:
