@@ -114,7 +114,7 @@ class TrainConfig:
     device: str = _f("auto", "auto|cpu|cuda|cuda:N")
     threads: int = _f(0, "torch intra-op CPU threads (0 = leave torch's default)")
     amp: str = _f("off", "autocast: " + "|".join(AMP_MODES) + " (auto: bf16 where the CPU/GPU computes it natively)")
-    channels_last: bool = _f(False, "NHWC memory format (helps convs on GPUs with tensor cores)")
+    channels_last: bool = _f(False, "NHWC memory format (tensor-core GPUs; oneDNN CPUs: 1.8x for FastNet in bf16)")
     compile: bool = _f(False, "torch.compile the model (30-50 s compile on CPU)")
     nproc: int = _f(1, "DistributedDataParallel processes on this machine (gloo on CPU, nccl on GPU)")
 
