@@ -20,6 +20,7 @@ SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "cyclic")
 AMP_MODES = ("off", "bf16", "fp16", "auto")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
 TTA_MODES = ("none", "flip", "crop", "flip,crop", "shift", "flip,shift")
+TASKS = ("classification", "segmentation")
 
 
 def canonical_tta(text: str, what: str = "tta") -> str:
@@ -30,7 +31,6 @@ def canonical_tta(text: str, what: str = "tta") -> str:
     if mode not in TTA_MODES:
         raise ConfigError(f"{what} {text!r} is not one of {', '.join(TTA_MODES)}")
     return mode
-TASKS = ("classification", "segmentation")
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -173,7 +173,7 @@ class TrainConfig:
                 setattr(self, name, str(value))
         self.betas = _numbers(self.betas, "betas", float)
         self.milestones = _numbers(self.milestones, "milestones", int)
-        if isinstance(self.tta, str) and self.tta in ("crop,flip", "shift,flip"):
+        if isinstance(self.tta, str):  # views in any order; an unknown mode is one error naming the known ones
             self.tta = canonical_tta(self.tta)
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
                               ("progress", PROGRESS_MODES), ("tta", TTA_MODES), ("task", TASKS)):

@@ -318,14 +318,12 @@ def _fit(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _S
     return _finish(run, interrupted=interrupted, stopped_early=stopped_early)
 
 
-def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _StopFlag, task: Task, *,
-           model, train_data, val_data, test_data, sample_weights, loss_fn, param_groups, callbacks,
-           resume) -> _Run:
-    """Data, model (same initialisation on every process), EMA, optimizer, schedule, resume, logging."""
-    ckpt = load_checkpoint(resume, prefer="last") if resume is not None else None
-    if ckpt is not None and cfg.out_dir is None:
-        cfg = cfg.replace(out_dir=str(ckpt.path.parent))
-    amp, amp_reason = resolve_amp(cfg.amp, device)
+def _resolve_for_run(cfg: TrainConfig, info: D.DistInfo, device: torch.device,
+                     task: Task) -> tuple[TrainConfig, str | None]:
+    """The config as this machine and task will run it (``amp=auto`` decided; the note says how), or a
+    one-line ConfigError for settings the device, the process count or the task cannot take."""
+    amp, reason = resolve_amp(cfg.amp, device)
+    note = reason if cfg.amp == "auto" else None
     cfg = cfg.replace(amp=amp)
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError("amp=fp16 needs a CUDA device (use bf16 or off on CPU)")
@@ -335,6 +333,17 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
         raise ConfigError(f"train_sizes (progressive resizing) is for classification, not {task.name}")
     if cfg.tta not in task.tta_modes:
         raise ConfigError(f"tta={cfg.tta!r} is not available for {task.name}; use {', '.join(task.tta_modes)}")
+    return cfg, note
+
+
+def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: _StopFlag, task: Task, *,
+           model, train_data, val_data, test_data, sample_weights, loss_fn, param_groups, callbacks,
+           resume) -> _Run:
+    """Data, model (same initialisation on every process), EMA, optimizer, schedule, resume, logging."""
+    ckpt = load_checkpoint(resume, prefer="last") if resume is not None else None
+    if ckpt is not None and cfg.out_dir is None:
+        cfg = cfg.replace(out_dir=str(ckpt.path.parent))
+    cfg, amp_note = _resolve_for_run(cfg, info, device, task)
     run_dir = Path(D.broadcast_object(cfg.out_dir or _default_run_dir(cfg), info))
     cfg = cfg.replace(out_dir=str(run_dir))
 
@@ -399,8 +408,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
                optimizer=optimizer, scheduler=scheduler, scaler=scaler, loader=loader,
                autocast=autocast_for(device, cfg.amp), ctx=ctx, state=state, meta=meta, logger=logger,
                progress=progress, callbacks=callbacks, stop_flag=stop_flag, title=title)
-    if amp_reason.startswith("amp auto"):
-        progress.message(amp_reason)
+    if amp_note:
+        progress.message(amp_note)
     run.callback("on_fit_start")
     return run
 

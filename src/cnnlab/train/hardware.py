@@ -42,19 +42,20 @@ class CpuInfo:
 
 
 def _proc_cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
+    """(model name, flags) of the first CPU listed; the platform's name where /proc/cpuinfo has none."""
+    model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
-                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                if key == "model name" and not model:
                     model = value.strip()
                 elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
     except OSError:
         pass
-    return model, flags
+    return model or platform.processor() or platform.machine(), flags
 
 
 @lru_cache(maxsize=1)
