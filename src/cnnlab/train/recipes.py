@@ -38,8 +38,9 @@ RECIPES: dict[str, dict] = {
                          out_dir="runs/fashion-fast"),
     # The record attempt (issue 11: >= 94 % in <= 180 s, not met): the same FastNet with the conv+pool stem
     # (best on the validation split), 12 epochs, flips only (dropping the 2-px crop: +0.52 and +0.34 validation
-    # points on seeds 0 and 1, paired, and ~10 % faster), flip + one-pixel-shift TTA (10 views). Measured with
-    # the crop: 93.52-93.62 % in 157-167 s (seeds 0-2, 2-core Xeon with AMX); README "Speed record" for now.
+    # points on seeds 0 and 1, paired, and ~10 % faster), flip + one-pixel-shift TTA (10 views). Measured by
+    # benchmarks/bench_record.py (seeds 0-2, 2-core Xeon with AMX): 93.86 / 94.06 / 94.18 % in 126-132 s
+    # (with the crop: 93.52-93.62 % in 157-167 s).
     "fashion-record": dict(model="fastnet", data="fashion-mnist", epochs=12, batch_size=256, optimizer="sgd",
                            lr=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4, no_decay_norm_bias=True,
                            schedule="onecycle", onecycle_pct=0.25, label_smoothing=0.1, augment="flip",
