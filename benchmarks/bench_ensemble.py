@@ -42,6 +42,7 @@ def load_avg() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--recipe", default="fashion-fast", help="the members' recipe (fashion-fast | fashion-record)")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's 12 epochs")
     ap.add_argument("--resample", default="bootstrap", choices=("bootstrap", "stratified", "none"))
     ap.add_argument("--vote", default="soft", choices=("soft", "hard"))
@@ -69,11 +70,11 @@ def main() -> None:
     from cnnlab.train import get_recipe
 
     members, epochs = (2, 1) if args.quick else (args.members, args.epochs)
-    cfg = with_overrides(get_recipe("fashion-fast").replace(progress="line", tensorboard=False), args)
+    cfg = with_overrides(get_recipe(args.recipe).replace(progress="line", tensorboard=False), args)
     if epochs:
         cfg = cfg.replace(epochs=epochs)
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_ensemble-")
-    print(f"{members} x fashion-fast ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
+    print(f"{members} x {args.recipe} ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
           f"TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
           f"resample {args.resample}, {args.vote} vote, {args.workers} worker(s); {load_avg()}", flush=True)
     t0 = time.perf_counter()
@@ -121,7 +122,7 @@ def snapshot(args: argparse.Namespace) -> None:
 
     cycles, per_cycle = (2, 1) if args.quick else (args.cycles, args.cycle_epochs)
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_snapshot-")
-    cfg = get_recipe("fashion-fast").replace(progress="line", tensorboard=False, schedule="cyclic", cycles=cycles,
+    cfg = get_recipe(args.recipe).replace(progress="line", tensorboard=False, schedule="cyclic", cycles=cycles,
                                              epochs=cycles * per_cycle, out_dir=out)
     cfg = with_overrides(cfg, args)
     if args.lr:
