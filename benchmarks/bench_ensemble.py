@@ -26,24 +26,21 @@ last k snapshots, and the wall time (training + evaluation).
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 
+from cnnlab.train.hardware import load_average
+from cnnlab.train.recipes import RECIPES
+
 TARGET = 0.940
 
-
-def load_avg() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load average n/a"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5)
-    ap.add_argument("--recipe", default="fashion-fast",
+    classifiers = sorted(n for n, r in RECIPES.items() if r.get("task", "classification") == "classification")
+    ap.add_argument("--recipe", default="fashion-fast", choices=classifiers, metavar="RECIPE",
                     help="the members' recipe: any classification recipe (cnnlab train --recipe) [fashion-fast]")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's 12 epochs")
     ap.add_argument("--resample", default="bootstrap", choices=("bootstrap", "stratified", "none"))
@@ -78,14 +75,14 @@ def main() -> None:
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_ensemble-")
     print(f"{members} x {args.recipe} ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
           f"TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
-          f"resample {args.resample}, {args.vote} vote, {args.workers} worker(s); {load_avg()}", flush=True)
+          f"resample {args.resample}, {args.vote} vote, {args.workers} worker(s); {load_average()}", flush=True)
     t0 = time.perf_counter()
 
     def done(run) -> None:
         acc = ""
         if run.final.get("split") == "test":
             acc = f"test top-1 {100 * run.final['top1']:.2f}% ({run.final.get('tta', 'no')} TTA), "
-        print(f"  {run.name}: {acc}{run.wall_s:.0f} s, {load_avg()}", flush=True)
+        print(f"  {run.name}: {acc}{run.wall_s:.0f} s, {load_average()}", flush=True)
 
     r = bag(cfg, members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out, on_member=done)
     wall = time.perf_counter() - t0
@@ -100,7 +97,7 @@ def main() -> None:
     print("first k members: " + ", ".join(f"k={k + 1} {100 * a:.2f}%" for k, a in enumerate(r.by_size)))
     full = members >= 5 and not args.train_subset and not epochs
     verdict = ("met" if r.top1 >= TARGET else "not met") if full else "not judged (reduced run)"
-    print(f"wall {wall:.0f} s for {members} members ({wall / members:.0f} s each); {load_avg()}; run dirs in {out}")
+    print(f"wall {wall:.0f} s for {members} members ({wall / members:.0f} s each); {load_average()}; run dirs in {out}")
     print(f"target >= {100 * TARGET:.1f}% with 5 members: {verdict}")
 
 
@@ -118,7 +115,7 @@ def with_overrides(cfg, args: argparse.Namespace):
 
 
 def snapshot(args: argparse.Namespace) -> None:
-    """One fashion-fast run with schedule=cyclic; its snapshots' soft vote (Huang et al. 2017)."""
+    """One run of --recipe with schedule=cyclic; its snapshots' soft vote (Huang et al. 2017)."""
     from cnnlab.ensemble import ensemble_runs, snapshot_paths
     from cnnlab.train import fit, get_recipe
 
@@ -129,9 +126,9 @@ def snapshot(args: argparse.Namespace) -> None:
     cfg = with_overrides(cfg, args)
     if args.lr:
         cfg = cfg.replace(lr=args.lr)
-    print(f"snapshot ensemble: 1 x fashion-fast ({cfg.model}, {cycles} cosine cycles x {per_cycle} epochs from lr "
+    print(f"snapshot ensemble: 1 x {args.recipe} ({cfg.model}, {cycles} cosine cycles x {per_cycle} epochs from lr "
           f"{cfg.lr:g} on {cfg.train_subset or 60000:,} images, TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
-          f"{args.vote} vote; {load_avg()}", flush=True)
+          f"{args.vote} vote; {load_average()}", flush=True)
     t0 = time.perf_counter()
     fit(cfg)
     train_s = time.perf_counter() - t0
@@ -151,7 +148,7 @@ def snapshot(args: argparse.Namespace) -> None:
           f"{100 * r.gain:+.2f} over the mean snapshot")
     print("last k snapshots: " + ", ".join(f"k={k + 1} {100 * a:.2f}%" for k, a in enumerate(r.by_size)))
     print(f"wall {wall:.0f} s ({train_s:.0f} s training {cfg.epochs} epochs, {wall - train_s:.0f} s evaluating "
-          f"{len(paths)} snapshots); {load_avg()}; run dir {out}")
+          f"{len(paths)} snapshots); {load_average()}; run dir {out}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ import sys
 import tempfile
 import time
 
+from cnnlab.train.hardware import load_average
+from cnnlab.train.recipes import RECIPES
+
 GOALS = {"fashion-fast": (0.93, 90.0), "fashion-record": (0.94, 180.0)}
 
 CHILD = r"""
@@ -54,13 +57,6 @@ res = fit(cfg, callbacks=[Clock()])
 evals.append([time.time(), res.final.get("top1"), "final"])
 print("RESULT " + json.dumps({"evals": evals, "epochs": cfg.epochs, "amp": cfg.amp}))
 """
-
-
-def load_avg() -> str:
-    try:
-        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def run_once(recipe: str, seed: int, tmp: str) -> dict:
@@ -83,7 +79,7 @@ def run_once(recipe: str, seed: int, tmp: str) -> dict:
 
     return {"seed": seed, "wall": wall, "final": evals[-1][1], "t93": time_to(0.93), "t94": time_to(0.94),
             "at90": acc_at(90.0), "at180": acc_at(180.0), "epochs": res["epochs"], "amp": res["amp"],
-            "load": load_avg()}
+            "load": load_average().removeprefix("load average ")}
 
 
 def _fmt_t(t: float | None) -> str:
@@ -200,8 +196,11 @@ def main() -> None:
     from cnnlab.train.hardware import cpu_info, resolve_amp
 
     recipes = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        ap.error(f"unknown recipe(s) {', '.join(unknown)} (known: {', '.join(sorted(RECIPES))})")
     print(f"CPU: {cpu_info().describe()}")
-    print(f"amp=auto rule: {resolve_amp('auto', 'cpu')[1]}; load average before: {load_avg()}")
+    print(f"amp=auto rule: {resolve_amp('auto', 'cpu')[1]}; before: {load_average()}")
     if args.profile or args.profile_only:
         for recipe in recipes:
             profile(recipe)

@@ -14,7 +14,6 @@ training wall time, inference img/s, and each model's ratio against FCN-32s meas
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -23,17 +22,7 @@ import torch
 
 from cnnlab.data import load_dataset
 from cnnlab.train import fit, get_recipe
-
-
-def cpu_name() -> str:
-    """The CPU model and whether it computes bf16 natively (avx512_bf16 / amx_bf16), from /proc/cpuinfo."""
-    try:
-        info = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    bf16 = "native bf16" if ("avx512_bf16" in info or "amx_bf16" in info) else "no native bf16"
-    return f"{name} ({bf16})"
+from cnnlab.train.hardware import cpu_info
 
 
 def inference_speed(model: torch.nn.Module, size: int, batch: int = 32, reps: int = 3) -> float:
@@ -61,7 +50,7 @@ def main() -> int:
         cfg = cfg.replace(epochs=4)
     if args.epochs:
         cfg = cfg.replace(epochs=args.epochs)
-    print(f"cpu: {cpu_name()}, torch {torch.__version__}, "
+    print(f"cpu: {cpu_info().describe()}, torch {torch.__version__}, "
           f"threads {cfg.threads or torch.get_num_threads()}; data {data}; {cfg.epochs} epochs, "
           f"{cfg.optimizer} lr {cfg.lr} {cfg.schedule}, batch {cfg.batch_size}, augment {cfg.augment}")
     t0 = time.perf_counter()

@@ -29,14 +29,8 @@ import time
 
 import torch
 
+from cnnlab.train.hardware import load_average
 from tutorial_pipeline import TutorialFashionMNIST  # run as a script: benchmarks/ is on sys.path
-
-
-def load_avg() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load average n/a"
 
 
 class EpochClock:
@@ -131,18 +125,18 @@ def main() -> None:
     from cnnlab.train import get_recipe
 
     epochs = 1 if args.quick else (args.epochs or get_recipe("fashion-fast").epochs)
-    print(f"bench_train: fastnet on Fashion-MNIST, {epochs} epoch(s) per pipeline; {load_avg()}", flush=True)
+    print(f"bench_train: fastnet on Fashion-MNIST, {epochs} epoch(s) per pipeline; {load_average()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         print("(a) cnnlab fashion-fast recipe", flush=True)
         a = run_cnnlab(epochs, args.seed, os.path.join(tmp, "run"))
-    print(f"    {load_avg()}")
+    print(f"    {load_average()}")
     b = None
     if not args.skip_tutorial:
         print(f"(b) PyTorch tutorial pipeline (Dataset + DataLoader(workers={args.workers}) + transforms, fp32)",
               flush=True)
         threads = torch.get_num_threads()
         b = run_tutorial(a["cfg"], epochs, args.seed, args.workers)
-        print(f"    {load_avg()}, {threads} torch threads")
+        print(f"    {load_average()}, {threads} torch threads")
 
     print("\n== results (training img/s = images / seconds in the training loop)")
     print(f"(a) cnnlab   : {a['img_s']:8,.0f} img/s  train {a['train_s']:6.1f} s  wall {a['wall_s']:6.1f} s  "
@@ -159,7 +153,7 @@ def main() -> None:
     else:
         print(f"time-to-93 %: not reached per epoch without TTA; final {100 * a['top1']:.2f}% with TTA after "
               f"{a['wall_s']:.1f} s wall" + (" (--quick: 1 epoch only)" if args.quick else ""))
-    print(f"final {load_avg()}")
+    print(f"final {load_average()}")
 
 
 if __name__ == "__main__":

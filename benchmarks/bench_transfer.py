@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -32,16 +31,12 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.train.hardware import load_average
+
 MODEL = "efficientnet_lite0"
 SCRATCH = "fastnet"
 CACHE = None
 
-
-def load_avg() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load average n/a"
 
 
 EPOCHS = 25  # the recipe's; --epochs shortens both sides alike
@@ -180,7 +175,7 @@ def main() -> None:
     skip = set(args.skip.split(","))
     print(f"bench_transfer: {MODEL}, img {args.img_size}px, seeds {args.seeds}, {EPOCHS} epochs, scratch {SCRATCH}, "
           f"torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {load_avg()}")
+          f"{torch.get_num_threads()} threads, {load_average()}")
     results: dict = {"settings": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
         train, test = load_dataset("fashion-mnist", "train"), load_dataset("fashion-mnist", "test")
@@ -202,7 +197,7 @@ def main() -> None:
             speed_train = train.subset(few_shot_indices(train.labels, 10, seed=7))
             speed_test = test.subset(few_shot_indices(test.labels, 10, seed=8))
             results["speed"] = speed(speed_train, speed_test, args.img_size, args.speed_epochs, tmp)
-    print(load_avg())
+    print(load_average())
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
 

@@ -18,16 +18,18 @@ import json
 import tempfile
 import time
 
+from cnnlab.train import fit, get_recipe
+from cnnlab.train.recipes import RECIPES
+
 
 def main() -> None:
     t0 = time.perf_counter()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("recipe")
+    ap.add_argument("recipe", choices=sorted(RECIPES), metavar="RECIPE")
     ap.add_argument("overrides", nargs="?", default="{}", help="JSON object of TrainConfig fields")
     ap.add_argument("--val-fraction", type=float, default=1 / 12)
     ap.add_argument("--log", default=None, help="append the result line to this file")
     args = ap.parse_args()
-    from cnnlab.train import fit, get_recipe
 
     over = json.loads(args.overrides)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,13 @@ def test_layer_parameter_counts(name, widths):
         + conv_bn(w2, w2) + w2 * 10 + 10
 
 
+def test_widths_can_be_overridden_for_architecture_sweeps():
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, widths=[32, 96, 192])
+    assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [32, 96, 96, 192, 192]
+    assert n_params(model) == conv_bn(1, 32) + conv_bn(32, 96) + conv_bn(96, 96) + conv_bn(96, 192) \
+        + conv_bn(192, 192) + 192 * 10 + 10
+
+
 def test_fashion_fast_model_sizes():
     model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=28)
     assert n_params(model) == 278_890

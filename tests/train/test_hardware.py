@@ -53,3 +53,14 @@ def test_fit_records_what_auto_chose(tmp_path, monkeypatch):
     import yaml
 
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["amp"] == "off"  # what ran, not "auto"
+
+
+def test_load_average_states_the_three_numbers(monkeypatch):
+    monkeypatch.setattr(hardware.os, "getloadavg", lambda: (1.5, 0.25, 2.0))
+    assert hardware.load_average() == "load average 1.50 0.25 2.00"
+
+    def unavailable():
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(hardware.os, "getloadavg", unavailable)
+    assert hardware.load_average() == "load average n/a"

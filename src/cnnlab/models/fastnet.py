@@ -109,8 +109,11 @@ class FastNet(ClassifierMixin, nn.Module):
         return self.fc(x) * self.logit_scale
 
 
-def _fastnet(widths: tuple[int, ...], num_classes: int, in_chans: int, **kwargs) -> FastNet:
-    return FastNet(widths, num_classes=num_classes, in_chans=in_chans, **kwargs)
+def _fastnet(default_widths: tuple[int, ...], num_classes: int, in_chans: int,
+             widths: tuple[int, ...] | None = None, **kwargs) -> FastNet:
+    """``widths`` replaces the variant's widths (architecture sweeps: ``model_kwargs={"widths": ...}``;
+    the registered parameter count is the default's)."""
+    return FastNet(tuple(widths or default_widths), num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
 _INFO = dict(family="FastNet", paper=_PAPER, torchvision=None, params_source="cnnlab design (counted)",

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["CpuInfo", "cpu_info", "resolve_amp"]
+__all__ = ["CpuInfo", "cpu_info", "load_average", "resolve_amp"]
 
 _FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -81,6 +81,15 @@ def cpu_info() -> CpuInfo:
     except AttributeError:
         cores = os.cpu_count() or 1
     return CpuInfo(model=model or "unknown CPU", cores=cores, flags=tuple(f for f in _FLAGS if f in flags))
+
+
+def load_average() -> str:
+    """``"load average 1m 5m 15m"`` (``"n/a"`` where the OS has none): benchmarks print it, because on a
+    shared machine other jobs inflate every timing."""
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except (OSError, AttributeError):
+        return "load average n/a"
 
 
 def resolve_amp(amp: str, device: torch.device | str) -> tuple[str, str]:
