@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import n_params
 
 import cnnlab
-from cnnlab.models.fastnet import FastNet, PoolBlock
+from cnnlab.models.fastnet import FastNet, PoolBlock, WhitenedStem
 
 
 def conv_bn(cin: int, cout: int) -> int:
@@ -95,7 +96,7 @@ def test_any_input_size_works():
 
 
 def test_stride2_stem_is_one_4x4_stride_2_conv_without_the_full_resolution_map():
-    """stem='stride2' (the fashion-fast recipe's): a 4x4 stride-2 pad-1 conv replaces conv3x3 + max-pool:
+    """stem='stride2': a 4x4 stride-2 pad-1 conv replaces conv3x3 + max-pool:
     512 instead of 288 stem weights, the same 14x14 map, 11.49 M instead of 11.62 M MACs."""
     model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, img_size=28, stem="stride2").eval()
     assert n_params(model) == 278_890 - 9 * 32 + 16 * 32
@@ -108,3 +109,65 @@ def test_stride2_stem_is_one_4x4_stride_2_conv_without_the_full_resolution_map()
     assert cnnlab.count_macs(model, (1, 28, 28)) == 11_618_048 - 28 * 28 * 9 * 32 + 14 * 14 * 16 * 32
     with pytest.raises(ValueError, match="stem='conv'"):
         FastNet(stem="conv")
+
+
+def _fashion_batch(n: int = 2000) -> torch.Tensor:
+    """Real Fashion-MNIST training images, normalised as training sees them (whitening needs real structure)."""
+    from cnnlab.data import load_dataset
+
+    ds = load_dataset("fashion-mnist", "train")
+    return (ds.images[:n].float() / 255 - ds.mean[0]) / ds.std[0]
+
+
+def test_whitened_stem_outputs_whitened_patches():
+    """stem='whitened' (airbench): on the patches it was fitted to, the first 16 filters' responses are
+    uncorrelated with variance lambda / (lambda + eps) (~1); the other 16 are their negatives."""
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, stem="whitened")
+    stem = model.stem
+    assert isinstance(stem, WhitenedStem) and stem.conv.kernel_size == (4, 4) and stem.conv.stride == (2, 2)
+    assert not stem.conv.weight.requires_grad and float(stem.whitened) == 0.0
+    x = _fashion_batch()
+    model.init_from_data(x)
+    assert float(stem.whitened) == 1.0
+    w = stem.conv.weight.detach().double()
+    assert torch.equal(w[16:], -w[:16])
+    patches = F.unfold(x.double(), 4, stride=2, padding=1).transpose(1, 2).reshape(-1, 16)
+    out = patches @ w[:16].reshape(16, 16).T
+    cov = out.T @ out / len(out)
+    lam = torch.linalg.eigvalsh(patches.T @ patches / len(patches)).flip(0)
+    assert torch.allclose(cov, torch.diag(lam / (lam + stem.eps)), atol=1e-4)
+    assert (cov.diagonal() > 0.5).all()  # every direction carries signal (largest eigenvalue first)
+    with torch.inference_mode():
+        assert model.eval()(x[:4]).shape == (4, 10)
+
+
+def test_whitened_stem_refuses_to_train_uninitialised_and_rejects_impossible_widths():
+    model = cnnlab.create_model("fastnet", num_classes=10, in_chans=1, stem="whitened").train()
+    with pytest.raises(RuntimeError, match="init_from_data"):
+        model(torch.randn(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="at most 2 x 16"):
+        FastNet(widths=(34, 64, 128), in_chans=1, stem="whitened")
+    with pytest.raises(ValueError, match="even width"):
+        FastNet(widths=(31, 64, 128), in_chans=1, stem="whitened")
+    rgb = FastNet(widths=(32, 64, 128), in_chans=3, stem="whitened")  # the 16 largest of 48 components
+    rgb.init_from_data(torch.randn(64, 3, 32, 32))
+    w = rgb.stem.conv.weight.detach()
+    assert w.shape == (32, 3, 4, 4) and torch.equal(w[16:], -w[:16])
+
+
+def test_whitened_stem_is_deterministic_up_to_rounding():
+    """Eigenvector signs are arbitrary in LAPACK; the stem fixes them, so the same images give the same filters
+    in any thread count."""
+    x = _fashion_batch(500)
+    a, b = FastNet(in_chans=1, stem="whitened"), FastNet(in_chans=1, stem="whitened")
+    a.init_from_data(x)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        b.init_from_data(x * 1.0000001)
+    finally:
+        torch.set_num_threads(threads)
+    wa, wb = a.stem.conv.weight, b.stem.conv.weight
+    assert torch.allclose(wa, wb, atol=1e-4)
+    peak = wa[:16].flatten(1).abs().argmax(1)
+    assert (wa[:16].flatten(1).gather(1, peak[:, None]) > 0).all()

@@ -116,3 +116,23 @@ def test_two_process_segmentation_counts_every_test_pixel_once(scenes, tmp_path)
     assert r.final["n"] == int((test.masks != 255).sum())  # every labelled test pixel, once
     assert sum(map(sum, r.final["confusion"])) == r.final["n"]
     assert 0 < r.final["mean_iu"] <= 1
+
+
+def test_fcn_with_a_whitened_stem_is_whitened_from_the_scenes_by_fit(scenes, tmp_path):
+    """model_kwargs stem=whitened: fit whitens the FCN backbone's frozen stem from the first training scenes
+    (a pixel budget caps how many large images it reads) and trains the rest."""
+    from cnnlab.models import create_model
+    from cnnlab.train.task import DataSpec, get_task
+
+    root, train, test = scenes
+    model = create_model("fcn8s_fastnet", num_classes=11, in_chans=1, stem="whitened")
+    assert model.needs_data_init and not create_model("fcn8s_fastnet", num_classes=11, in_chans=1).needs_data_init
+    r = fit(cfg(tmp_path, root, epochs=1, model_kwargs={"stem": "whitened"}), model=model, train_data=train,
+            test_data=test)
+    stem = model.backbone.stem
+    assert float(stem.whitened) == 1.0 and not stem.conv.weight.requires_grad
+    w = stem.conv.weight
+    assert w.shape == (16, 1, 4, 4) and torch.equal(w[8:], -w[:8])
+    assert r.history[-1]["train_loss"] > 0
+    spec = DataSpec(11, 1, 64, (64, 64), list(train.classes), list(train.mean), list(train.std))
+    assert get_task("segmentation").init_inputs(train, spec, max_pixels=10 * 64 * 64).shape == (10, 1, 64, 64)

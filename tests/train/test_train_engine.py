@@ -365,3 +365,22 @@ def test_result_plots_and_csv_are_written_atomically(job, synth, tmp_path, monke
     run = tmp_path / "run"
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p.name for p in run.iterdir() if ".tmp" in p.name]
+
+
+def test_fit_whitens_the_stem_from_the_training_images_and_keeps_it_frozen(synth, tmp_path):
+    """A model with ``init_from_data`` (FastNet's whitened stem) gets the first training images, normalised as
+    the loader does; the frozen filters do not move while the rest trains."""
+    from cnnlab.models import create_model
+
+    train, _ = synth
+    model = create_model("fastnet_s", num_classes=10, in_chans=1, stem="whitened")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    r = fit(cfg(tmp_path, epochs=1, lr=0.1, eval_test=False), model=model, train_data=train)
+    ref = create_model("fastnet_s", num_classes=10, in_chans=1, stem="whitened")
+    x = (train.images.float() / 255 - torch.tensor(train.mean).view(1, -1, 1, 1)) \
+        / torch.tensor(train.std).view(1, -1, 1, 1)
+    ref.init_from_data(x)
+    assert torch.allclose(model.stem.conv.weight, ref.stem.conv.weight, atol=1e-5)
+    assert not torch.equal(model.stem.conv.weight, before["stem.conv.weight"])
+    assert not torch.equal(model.blocks[0].conv1.weight, before["blocks.0.conv1.weight"])
+    assert float(load_checkpoint(r.run_dir).model_state["stem.whitened"]) == 1.0

@@ -11,8 +11,10 @@ scaled logits) -- to 28x28x1 on a 2-core CPU, where the cost is set by the multi
     block2   3x3 conv w1 -> w2, 2x2 max-pool, BN, ReLU; 3x3 conv w2 -> w2, BN, ReLU    7 -> 4
     head     global max-pool, Linear(w2, classes), logits * ``logit_scale``
 
-(pools use ``ceil_mode`` so 7x7 -> 4x4 keeps the last row and column). ``fastnet`` (w = 32, 64,
-128) costs 11.6 M multiply-adds per 1x28x28 image and has 278,890 parameters for 10 classes;
+(pools use ``ceil_mode`` so 7x7 -> 4x4 keeps the last row and column). ``stem="stride2"`` replaces the stem's
+conv + pool by one 4x4 stride-2 conv; ``stem="whitened"`` (the ``fashion-fast`` recipe's) makes that conv
+airbench's frozen patch-whitening layer, set from training images by ``init_from_data`` (:class:`WhitenedStem`).
+``fastnet`` (w = 32, 64, 128) costs 11.6 M multiply-adds per 1x28x28 image and has 278,890 parameters for 10 classes;
 ``fastnet_s`` (24, 48, 96) 6.6 M and 157,330. The architecture does not depend on ``img_size``
 (global pooling takes any size); it is meant for small inputs and is not an ImageNet model.
 """
@@ -26,7 +28,7 @@ from torch import nn
 from cnnlab.models._base import ClassifierMixin
 from cnnlab.models._registry import register_model
 
-__all__ = ["FastNet", "fastnet", "fastnet_s"]
+__all__ = ["FastNet", "WhitenedStem", "fastnet", "fastnet_s", "make_stem"]
 
 _PAPER = ("cnnlab design after Page, How to train your ResNet (2018) and Jordan, "
           "94% on CIFAR-10 in 3.29 seconds on a single GPU (airbench, 2024)")
@@ -54,6 +56,53 @@ class Stem(nn.Module):
         return self.relu(self.bn(self.pool(self.conv(x))))
 
 
+class WhitenedStem(nn.Module):
+    """airbench's first layer (Jordan 2024; patch whitening after Coates & Ng 2011), on FastNet's 4x4 stride-2
+    stem: ``ReLU(BN(conv4x4/2(x)))`` whose filters are the PCA-whitening of the training images' 4x4 patches --
+    eigenvector ``v_i`` of the patch covariance scaled by ``1 / sqrt(lambda_i + eps)``, and its negative, so
+    that the ReLU keeps both signs -- and are **frozen** (no weight gradient, no input gradient: the stem's
+    backward pass disappears). ``out_channels / 2`` components with the largest eigenvalues are used (all 16
+    for 32 channels on grey images). The filters come from data: :meth:`init_from_data` (``cnnlab.train.fit``
+    calls it with the first 5,000 training images, normalised, not augmented); training without it is an error.
+    """
+
+    kernel = 4
+
+    def __init__(self, in_channels: int, out_channels: int, eps: float = 5e-4) -> None:
+        super().__init__()
+        dims = in_channels * self.kernel**2
+        if out_channels % 2 or out_channels // 2 > dims:
+            raise ValueError(f"stem='whitened' needs an even width of at most 2 x {dims} (the 4x4 patch "
+                             f"dimensions of {in_channels} channel(s), each eigenvector and its negative), "
+                             f"got {out_channels}")
+        self.eps = eps
+        self.conv = nn.Conv2d(in_channels, out_channels, self.kernel, stride=2, padding=1, bias=False)
+        self.conv.weight.requires_grad_(False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.register_buffer("whitened", torch.zeros(()))  # 1 once init_from_data ran; saved in checkpoints
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Set the filters from images ``x`` ``[N, C, H, W]`` (normalised as in training)."""
+        w = self.conv.weight
+        n, dims = w.shape[0] // 2, w[0].numel()
+        patches = F.unfold(x.double(), self.kernel, stride=2, padding=1).transpose(1, 2).reshape(-1, dims)
+        eigval, eigvec = torch.linalg.eigh(patches.T @ patches / len(patches))  # ascending
+        eigval, eigvec = eigval.flip(0)[:n], eigvec.flip(1)[:, :n]
+        peak = eigvec.abs().argmax(0)  # an eigenvector's sign is arbitrary: make its largest entry positive
+        eigvec = eigvec * eigvec.gather(0, peak[None]).sign()
+        filters = eigvec.T / (eigval.clamp_min(0) + self.eps).sqrt()[:, None]
+        w.copy_(torch.cat([filters, -filters]).reshape_as(w).to(w))
+        self.whitened.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.whitened:
+            raise RuntimeError("FastNet's whitened stem has no filters yet: call model.init_from_data(images) "
+                               "with training images before training (cnnlab.train.fit does this)")
+        return self.relu(self.bn(self.conv(x)))
+
+
 class PoolBlock(nn.Module):
     """Page's / airbench's block: ``x = ReLU(BN(maxpool2(conv1(x))))``, ``out = ReLU(BN(conv2(x)))``.
 
@@ -75,6 +124,16 @@ class PoolBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(x)))
 
 
+def make_stem(stem: str, in_channels: int, out_channels: int) -> nn.Module:
+    """``pool`` (conv3x3 + max-pool), ``stride2`` (one 4x4 stride-2 conv) or ``whitened`` (that conv, whitened
+    from data and frozen): each halves the resolution."""
+    if stem not in ("pool", "stride2", "whitened"):
+        raise ValueError(f"stem={stem!r} is not one of pool, stride2, whitened")
+    if stem == "whitened":
+        return WhitenedStem(in_channels, out_channels)
+    return Stem(in_channels, out_channels, stride2=stem == "stride2")
+
+
 class FastNet(ClassifierMixin, nn.Module):
     """Stem (conv, pool) -> PoolBlocks -> global max-pool -> Linear, logits scaled by ``logit_scale``.
 
@@ -90,14 +149,22 @@ class FastNet(ClassifierMixin, nn.Module):
         self.num_classes = num_classes
         self.num_features = widths[-1]
         self.logit_scale = logit_scale
-        if stem not in ("pool", "stride2"):
-            raise ValueError(f"stem={stem!r} is not one of pool, stride2")
-        self.stem = Stem(in_chans, widths[0], stride2=stem == "stride2")
+        self.stem = make_stem(stem, in_chans, widths[0])
         self.blocks = nn.Sequential(*[PoolBlock(widths[i], widths[i + 1]) for i in range(len(widths) - 1)])
         self.fc = nn.Linear(widths[-1], num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He et al. 2015, as torchvision's ResNet
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def needs_data_init(self) -> bool:
+        """True for the whitened stem: ``cnnlab.train.fit`` then calls :meth:`init_from_data`."""
+        return isinstance(self.stem, WhitenedStem)
+
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation (the whitened stem's filters from images ``x``); a no-op otherwise."""
+        if isinstance(self.stem, WhitenedStem):
+            self.stem.init_from_data(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))

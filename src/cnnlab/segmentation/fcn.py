@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.models.fastnet import PoolBlock, Stem
+from cnnlab.models.fastnet import PoolBlock, WhitenedStem, make_stem
 from cnnlab.models.layers import init_weights_
 from cnnlab.models.resnet import BasicBlock, ResNet
 from cnnlab.models.vgg import CFGS
@@ -107,6 +107,14 @@ class FCN(nn.Module):
             self.score_pool3 = _zero_conv1x1(c3, num_classes)
         self.upscore = bilinear_upsampler(num_classes, stride, trainable=False)
 
+    @property
+    def needs_data_init(self) -> bool:
+        return bool(getattr(self.backbone, "needs_data_init", False))
+
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation of the backbone (FastNet's whitened stem), before training."""
+        self.backbone.init_from_data(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pool3, pool4, pool5 = self.backbone(x)
         score = self.score_fr(self.head(pool5))
@@ -179,11 +187,12 @@ class FastNetBackbone(nn.Module):
     """FastNet's stem (conv at full resolution, 2x2 pool, BN, ReLU) and four ``PoolBlock``s, each
     halving the resolution: strides 2, 4, 8, 16, 32; pool3/4/5 are the last three stage outputs."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128, 256), in_chans: int = 1) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128, 256), in_chans: int = 1,
+                 stem: str = "pool") -> None:
         super().__init__()
         if len(widths) != 5:
             raise ValueError(f"FastNetBackbone needs 5 widths (strides 2..32), got {widths}")
-        self.stem = Stem(in_chans, widths[0])
+        self.stem = make_stem(stem, in_chans, widths[0])
         self.block1 = PoolBlock(widths[0], widths[1])
         self.block2 = PoolBlock(widths[1], widths[2])
         self.block3 = PoolBlock(widths[2], widths[3])
@@ -192,6 +201,15 @@ class FastNetBackbone(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def needs_data_init(self) -> bool:
+        return isinstance(self.stem, WhitenedStem)
+
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """The whitened stem's filters from images ``x`` (see :class:`~cnnlab.models.fastnet.WhitenedStem`)."""
+        if isinstance(self.stem, WhitenedStem):
+            self.stem.init_from_data(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pool3 = self.block2(self.block1(self.stem(x)))
@@ -213,8 +231,8 @@ def fcn_resnet18(stride: int, num_classes: int = 21, in_chans: int = 3) -> FCN:
 
 
 def fcn_fastnet(stride: int, num_classes: int = 11, in_chans: int = 1,
-                widths: tuple[int, ...] = (16, 32, 64, 128, 256)) -> FCN:
-    return FCN(FastNetBackbone(widths, in_chans), num_classes, stride)
+                widths: tuple[int, ...] = (16, 32, 64, 128, 256), stem: str = "pool") -> FCN:
+    return FCN(FastNetBackbone(widths, in_chans, stem=stem), num_classes, stride)
 
 
 def init_from_vgg(fcn: FCN, vgg: nn.Module) -> FCN:

@@ -360,6 +360,8 @@ def _setup(cfg: TrainConfig, info: D.DistInfo, device: torch.device, stop_flag: 
     if cfg.dropout is not None and set_dropout(net, cfg.dropout) == 0:
         raise ConfigError(f"dropout={cfg.dropout} given but {cfg.model} has no dropout layers")
     net.to(device)
+    if getattr(net, "needs_data_init", False):  # data-dependent init (FastNet's whitened stem)
+        net.init_from_data(task.init_inputs(data.train, spec).to(device))
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
     title = cfg.model if model is None else (model_name or "model")

@@ -157,6 +157,18 @@ class Task:
         return DataSpec(num_classes=train.num_classes, in_chans=c, img_size=cfg.img_size or h, data_size=(h, w),
                         classes=list(train.classes), mean=list(train.mean), std=list(train.std))
 
+    def init_inputs(self, train: Any, spec: DataSpec, n: int = 5000, max_pixels: int = 4_000_000) -> torch.Tensor:
+        """The first ``n`` training images (fewer for large images: at most ``max_pixels`` pixels in all) as the
+        model sees them -- normalised, not augmented, at the input size -- for models with a data-dependent
+        initialisation (``needs_data_init``; ``model.init_from_data(x)``: FastNet's whitened stem; airbench
+        2024 whitens its first layer from 5,000 training images)."""
+        n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
+        part = train.subset(torch.arange(n))
+        images = part.images if hasattr(part, "images") else part.to_array().images
+        mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+        std = torch.tensor(spec.std).view(1, -1, 1, 1)
+        return resize_input((images.float() / 255 - mean) / std, spec.img_size)
+
     # ----------------------------------------------------------------- model
     def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
         """The registry model ``cfg.model`` for this data -> (module, registry name, builder kwargs)."""
