@@ -384,3 +384,9 @@ def test_fit_whitens_the_stem_from_the_training_images_and_keeps_it_frozen(synth
     assert not torch.equal(model.stem.conv.weight, before["stem.conv.weight"])
     assert not torch.equal(model.blocks[0].conv1.weight, before["blocks.0.conv1.weight"])
     assert float(load_checkpoint(r.run_dir).model_state["stem.whitened"]) == 1.0
+    # an already whitened stem (a loaded or trained model, e.g. fine-tuned on other data) is left as it is
+    assert not model.needs_data_init
+    kept = model.stem.conv.weight.detach().clone()
+    fit(cfg(tmp_path, epochs=1, lr=0.1, eval_test=False, out_dir=str(tmp_path / "again")), model=model,
+        train_data=train.subset(torch.arange(256, 512)))
+    assert torch.equal(model.stem.conv.weight, kept)

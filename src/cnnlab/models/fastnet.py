@@ -28,7 +28,7 @@ from torch import nn
 from cnnlab.models._base import ClassifierMixin
 from cnnlab.models._registry import register_model
 
-__all__ = ["FastNet", "WhitenedStem", "fastnet", "fastnet_s", "make_stem"]
+__all__ = ["FastNet", "StemDataInit", "WhitenedStem", "fastnet", "fastnet_s", "make_stem"]
 
 _PAPER = ("cnnlab design after Page, How to train your ResNet (2018) and Jordan, "
           "94% on CIFAR-10 in 3.29 seconds on a single GPU (airbench, 2024)")
@@ -124,6 +124,22 @@ class PoolBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(x)))
 
 
+class StemDataInit:
+    """For networks with a ``stem`` that may be a :class:`WhitenedStem` (FastNet, the FCN's FastNet backbone):
+    the data-dependent initialisation protocol that ``cnnlab.train.fit`` follows."""
+
+    @property
+    def needs_data_init(self) -> bool:
+        """True while a whitened stem has no filters: ``fit`` then calls :meth:`init_from_data` (a loaded or
+        already trained model keeps its filters, e.g. when it is fine-tuned on other data)."""
+        return isinstance(self.stem, WhitenedStem) and not self.stem.whitened
+
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialisation (the whitened stem's filters from images ``x``); a no-op otherwise."""
+        if isinstance(self.stem, WhitenedStem):
+            self.stem.init_from_data(x)
+
+
 def make_stem(stem: str, in_channels: int, out_channels: int) -> nn.Module:
     """``pool`` (conv3x3 + max-pool), ``stride2`` (one 4x4 stride-2 conv) or ``whitened`` (that conv, whitened
     from data and frozen): each halves the resolution."""
@@ -134,7 +150,7 @@ def make_stem(stem: str, in_channels: int, out_channels: int) -> nn.Module:
     return Stem(in_channels, out_channels, stride2=stem == "stride2")
 
 
-class FastNet(ClassifierMixin, nn.Module):
+class FastNet(ClassifierMixin, StemDataInit, nn.Module):
     """Stem (conv, pool) -> PoolBlocks -> global max-pool -> Linear, logits scaled by ``logit_scale``.
 
     ``logit_scale`` (airbench's output temperature, 1/9 there) keeps the initial logits small so the
@@ -155,16 +171,6 @@ class FastNet(ClassifierMixin, nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He et al. 2015, as torchvision's ResNet
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    @property
-    def needs_data_init(self) -> bool:
-        """True for the whitened stem: ``cnnlab.train.fit`` then calls :meth:`init_from_data`."""
-        return isinstance(self.stem, WhitenedStem)
-
-    def init_from_data(self, x: torch.Tensor) -> None:
-        """Data-dependent initialisation (the whitened stem's filters from images ``x``); a no-op otherwise."""
-        if isinstance(self.stem, WhitenedStem):
-            self.stem.init_from_data(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnlab.models.fastnet import PoolBlock, WhitenedStem, make_stem
+from cnnlab.models.fastnet import PoolBlock, StemDataInit, make_stem
 from cnnlab.models.layers import init_weights_
 from cnnlab.models.resnet import BasicBlock, ResNet
 from cnnlab.models.vgg import CFGS
@@ -183,9 +183,10 @@ class ResNetBackbone(nn.Module):
         return pool3, pool4, self.layer4(pool4)
 
 
-class FastNetBackbone(nn.Module):
-    """FastNet's stem (conv at full resolution, 2x2 pool, BN, ReLU) and four ``PoolBlock``s, each
-    halving the resolution: strides 2, 4, 8, 16, 32; pool3/4/5 are the last three stage outputs."""
+class FastNetBackbone(StemDataInit, nn.Module):
+    """FastNet's stem (``pool``: conv at full resolution, 2x2 pool, BN, ReLU; or ``stride2`` / ``whitened``: a
+    4x4 stride-2 conv, learned or whitened from data and frozen) and four ``PoolBlock``s, each halving the
+    resolution: strides 2, 4, 8, 16, 32; pool3/4/5 are the last three stage outputs."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128, 256), in_chans: int = 1,
                  stem: str = "pool") -> None:
@@ -201,15 +202,6 @@ class FastNetBackbone(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    @property
-    def needs_data_init(self) -> bool:
-        return isinstance(self.stem, WhitenedStem)
-
-    def init_from_data(self, x: torch.Tensor) -> None:
-        """The whitened stem's filters from images ``x`` (see :class:`~cnnlab.models.fastnet.WhitenedStem`)."""
-        if isinstance(self.stem, WhitenedStem):
-            self.stem.init_from_data(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pool3 = self.block2(self.block1(self.stem(x)))
