@@ -158,16 +158,7 @@ def load_coco(path, split: str = "train", images=None, size: int | tuple[int, in
 
     ann = annotation_file(path, split)
     data = _read_json(ann)
-    cats = data["categories"]
-    try:
-        ids = sorted(int(c["id"]) for c in cats)
-        names = {int(c["id"]): str(c["name"]) for c in cats}
-    except (KeyError, TypeError, ValueError):
-        raise DataError(f"{ann}: each category needs an integer 'id' and a 'name'") from None
-    if len(set(ids)) != len(ids):
-        raise DataError(f"{ann}: duplicate category ids")
-    cat_index = {cid: k + 1 for k, cid in enumerate(ids)}
-    classes = ["background", *(names[c] for c in ids)]
+    ids, cat_index, classes = _categories(ann, data)
     try:
         imgs = [(int(im["id"]), str(im["file_name"]), int(im.get("height", 0)), int(im.get("width", 0)))
                 for im in data["images"]]
@@ -200,37 +191,9 @@ def load_coco(path, split: str = "train", images=None, size: int | tuple[int, in
     box_list, label_list, mask_list, ann_ids = [], [], [], []
     dropped = 0
     for i in keep:
-        _, fname, _, _ = imgs[i]
-        h0, w0 = infos[i][0]
-        boxes, labels, aids = [], [], []
-        canvas = np.zeros((h0, w0), np.uint8) if use_masks else None
-        if use_masks:  # larger objects first, so that smaller ones stay visible
-            for a in sorted(per_image[i], key=lambda a: -float(a.get("area") or 0)):
-                if a.get("segmentation"):
-                    try:
-                        region = rasterize(a["segmentation"], h0, w0)
-                    except (ValueError, KeyError, TypeError) as e:
-                        raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
-                    canvas[region] = IGNORE if a.get("iscrowd", 0) else cat_index[a["category_id"]]
-        for a in per_image[i]:  # boxes in the file's order
-            if a.get("iscrowd", 0):
-                continue
-            try:
-                x, y, bw, bh = (float(v) for v in a["bbox"])
-            except (KeyError, TypeError, ValueError):
-                raise DataError(f"{ann}: annotation {a.get('id')} on {fname} has no bbox [x, y, w, h]") from None
-            if bw < 0 or bh < 0 or x < -_TOLERANCE or y < -_TOLERANCE or x + bw > w0 + _TOLERANCE or \
-                    y + bh > h0 + _TOLERANCE:
-                raise DataError(f"{ann}: image {fname} ({w0}x{h0}): box [x, y, w, h] = {[x, y, bw, bh]} "
-                                f"(annotation {a.get('id')}) lies outside the image or has a negative size")
-            x0, y0 = max(x, 0.0), max(y, 0.0)
-            x1, y1 = min(x + bw, float(w0)), min(y + bh, float(h0))
-            if x1 <= x0 or y1 <= y0:
-                dropped += 1
-                continue
-            boxes.append([x0, y0, x1, y1])
-            labels.append(cat_index[a["category_id"]])
-            aids.append(int(a.get("id", -1)))
+        fname, (h0, w0) = imgs[i][1], infos[i][0]
+        boxes, labels, aids, n_dropped = _image_boxes(ann, fname, per_image[i], (h0, w0), cat_index)
+        dropped += n_dropped
         b = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
         lb = torch.tensor(labels, dtype=torch.int64)
         check_boxes(b, lb, (h0, w0), len(classes), where=f"{ann}: image {fname}")
@@ -238,27 +201,88 @@ def load_coco(path, split: str = "train", images=None, size: int | tuple[int, in
         label_list.append(lb)
         ann_ids.append(torch.tensor(aids, dtype=torch.int64))
         if use_masks:
-            im = Image.fromarray(canvas)
+            im = Image.fromarray(_image_mask(ann, fname, per_image[i], (h0, w0), cat_index))
             if im.size != (hw[1], hw[0]):
                 im = im.resize((hw[1], hw[0]), Image.NEAREST)
             mask_list.append(np.asarray(im, dtype=np.uint8))
     if dropped:
         warnings.warn(f"{ann}: dropped {dropped} zero-area box(es)", UserWarning, stacklevel=2)
-    mean = std = None
-    if split not in ("train", "training"):
-        try:  # the training split's statistics when it has its own file
-            train_ann = annotation_file(path, "train")
-            if train_ann != ann:
-                tdata = _read_json(train_ann)
-                tfolder = _images_dir(train_ann, str(tdata["images"][0]["file_name"]), images)
-                mean, std = sample_stats([tfolder / str(im["file_name"]) for im in tdata["images"]], hw, ch)
-        except (DataError, KeyError, TypeError):
-            mean = std = None
+    mean, std = _train_split_stats(path, split, ann, images, hw, ch)
     return DenseDataset(
         pixels[keep], torch.from_numpy(np.stack(mask_list)) if use_masks else None, box_list, label_list,
         classes, f"coco:{ann}", mean, std, extras={"annotation_id": ann_ids},
         meta={"annotations": str(ann), "images": str(folder), "skipped": skipped, "dropped_boxes": dropped,
               "size": hw, "image_ids": [imgs[i][0] for i in keep]})
+
+
+def _categories(ann: Path, data: dict) -> tuple[list[int], dict[int, int], list[str]]:
+    """(sorted category ids, id -> class index 1..K, class names with background first)."""
+    cats = data["categories"]
+    try:
+        ids = sorted(int(c["id"]) for c in cats)
+        names = {int(c["id"]): str(c["name"]) for c in cats}
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{ann}: each category needs an integer 'id' and a 'name'") from None
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{ann}: duplicate category ids")
+    return ids, {cid: k + 1 for k, cid in enumerate(ids)}, ["background", *(names[c] for c in ids)]
+
+
+def _image_boxes(ann: Path, fname: str, anns: list[dict], hw: tuple[int, int], cat_index: dict[int, int]):
+    """One image's non-crowd boxes as xyxy clipped to the image, in the file's order -> (boxes, labels,
+    annotation ids, number of zero-area boxes dropped); a box outside the image is an error."""
+    h0, w0 = hw
+    boxes, labels, aids, dropped = [], [], [], 0
+    for a in anns:
+        if a.get("iscrowd", 0):
+            continue
+        try:
+            x, y, bw, bh = (float(v) for v in a["bbox"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{ann}: annotation {a.get('id')} on {fname} has no bbox [x, y, w, h]") from None
+        if bw < 0 or bh < 0 or x < -_TOLERANCE or y < -_TOLERANCE or x + bw > w0 + _TOLERANCE or \
+                y + bh > h0 + _TOLERANCE:
+            raise DataError(f"{ann}: image {fname} ({w0}x{h0}): box [x, y, w, h] = {[x, y, bw, bh]} "
+                            f"(annotation {a.get('id')}) lies outside the image or has a negative size")
+        x0, y0 = max(x, 0.0), max(y, 0.0)
+        x1, y1 = min(x + bw, float(w0)), min(y + bh, float(h0))
+        if x1 <= x0 or y1 <= y0:
+            dropped += 1
+            continue
+        boxes.append([x0, y0, x1, y1])
+        labels.append(cat_index[a["category_id"]])
+        aids.append(int(a.get("id", -1)))
+    return boxes, labels, aids, dropped
+
+
+def _image_mask(ann: Path, fname: str, anns: list[dict], hw: tuple[int, int], cat_index: dict[int, int]) -> np.ndarray:
+    """One image's class mask at its own size: polygons/RLE rasterised, larger objects first so that smaller
+    ones stay visible; crowd regions are IGNORE."""
+    canvas = np.zeros(hw, np.uint8)
+    for a in sorted(anns, key=lambda a: -float(a.get("area") or 0)):
+        if a.get("segmentation"):
+            try:
+                region = rasterize(a["segmentation"], *hw)
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
+            canvas[region] = IGNORE if a.get("iscrowd", 0) else cat_index[a["category_id"]]
+    return canvas
+
+
+def _train_split_stats(path, split: str, ann: Path, images, hw: tuple[int, int], ch: int):
+    """(mean, std) of the training split's images when ``split`` is another split with a file of its own, so
+    that it is normalised like training; (None, None) otherwise (the split's own statistics are used)."""
+    if split in ("train", "training"):
+        return None, None
+    try:
+        train_ann = annotation_file(path, "train")
+        if train_ann == ann:
+            return None, None
+        tdata = _read_json(train_ann)
+        tfolder = _images_dir(train_ann, str(tdata["images"][0]["file_name"]), images)
+        return sample_stats([tfolder / str(im["file_name"]) for im in tdata["images"]], hw, ch)
+    except (DataError, KeyError, TypeError):
+        return None, None
 
 
 def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:

@@ -134,15 +134,36 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
 
     rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk))
     items_np = items.numpy()
-    S, J, thr = cfg.size, cfg.max_items, cfg.threshold
+    J = cfg.max_items
     # draws are made for a full chunk and cut to m, so scene i is the same whatever n is
     count = rng.integers(cfg.min_items, J + 1, CHUNK)[:m]
     src = rng.integers(0, items.shape[0], (CHUNK, J))[:m]
     side = np.rint(ITEM * rng.uniform(cfg.scale[0], cfg.scale[1], (CHUNK, J))).astype(np.int64)[:m]
     u = rng.random((CHUNK, J, _TRIES, 2))[:m]
-    # resize every item of the chunk, grouped by side length (one matrix product per distinct size)
+    patches, content, has = _resize_items(items_np, src, side, cfg.threshold)
+    pos, placed, boxes = _place(cfg, side, content, has, count, u)
+    canvas = np.zeros((m, cfg.size, cfg.size), np.uint8)
+    if cfg.clutter:
+        _add_clutter(canvas, items_np, cfg, rng)
+    labels1 = (item_labels[torch.from_numpy(src)] + 1).numpy()  # class 1..10 of every slot
+    mask, inst = _draw_items(canvas, patches, pos, placed, labels1, cfg.threshold)
+    if cfg.noise:
+        noise_rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk, 1))  # own stream
+        noisy = canvas + noise_rng.normal(0.0, 255.0 * cfg.noise, canvas.shape)
+        canvas = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    vis_box, visible = _visible_boxes(patches, pos, placed, inst)
+    keep = visible.reshape(-1)
+    return {"images": canvas[:, None], "masks": mask, "counts": visible.sum(1).astype(np.int64),
+            "boxes": vis_box.reshape(-1, 4)[keep], "labels": labels1.reshape(-1)[keep].astype(np.int64),
+            "source": src.reshape(-1)[keep].astype(np.int64), "placed": boxes.reshape(-1, 4)[keep].astype(np.float32)}
+
+
+def _resize_items(items_np: np.ndarray, src: np.ndarray, side: np.ndarray, thr: int):
+    """Every slot's item resized to its side length, grouped by size (one matrix product per distinct size)
+    -> (patches[i][j], content boxes of pixels > ``thr`` in patch coordinates ``[m, J, 4]``, has content)."""
+    m, J = src.shape
     patches: list[list[np.ndarray | None]] = [[None] * J for _ in range(m)]
-    content = np.zeros((m, J, 4), np.int64)  # tight box of pixels > threshold, in patch coordinates
+    content = np.zeros((m, J, 4), np.int64)
     has = np.zeros((m, J), bool)
     for s in np.unique(side):
         ii, jj = np.nonzero(side == s)
@@ -155,13 +176,20 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
                                     s - rows[:, ::-1].argmax(1)], 1)
         for t, (i, j) in enumerate(zip(ii.tolist(), jj.tolist())):
             patches[i][j] = img[t]
-    # placement: per slot, the first of _TRIES candidate positions whose content box overlaps no earlier box
-    # by more than max_overlap (intersection over the smaller box), for all scenes at once
-    pos = np.zeros((m, J, 2), np.int64)  # (y, x) of the patch's top-left corner
+    return patches, content, has
+
+
+def _place(cfg: SceneConfig, side: np.ndarray, content: np.ndarray, has: np.ndarray, count: np.ndarray,
+           u: np.ndarray):
+    """Per slot, the first of ``_TRIES`` candidate positions whose content box overlaps no earlier box by more
+    than ``max_overlap`` (intersection over the smaller box), for all scenes at once -> (top-left (y, x)
+    ``[m, J, 2]``, placed ``[m, J]``, placed content boxes xyxy in canvas coordinates ``[m, J, 4]``)."""
+    m, J = side.shape
+    pos = np.zeros((m, J, 2), np.int64)
     placed = np.zeros((m, J), bool)
-    boxes = np.zeros((m, J, 4), np.float64)  # placed content boxes, canvas coordinates
+    boxes = np.zeros((m, J, 4), np.float64)
     for j in range(J):
-        room = (S - side[:, j] + 1)[:, None, None]
+        room = (cfg.size - side[:, j] + 1)[:, None, None]
         cand = np.floor(u[:, j] * room).astype(np.int64)  # [m, T, 2]
         cb = content[:, j, None, :] + np.concatenate([cand[..., 1:], cand[..., :1]] * 2, -1)  # [m,T,4] xyxy
         ok = np.ones((m, _TRIES), bool)
@@ -175,26 +203,33 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
             cover = iw * ih / np.maximum(np.minimum(area_c, area_p), 1)
             ok = ((cover <= cfg.max_overlap) | ~placed[:, None, :j]).all(2)
         first = ok.argmax(1)
-        want = (j < count) & has[:, j] & ok.any(1)
-        placed[:, j] = want
+        placed[:, j] = (j < count) & has[:, j] & ok.any(1)
         pos[:, j] = cand[np.arange(m), first]
         boxes[:, j] = cb[np.arange(m), first]
-    # render
-    canvas = np.zeros((m, S, S), np.uint8)
-    mask = np.zeros((m, S, S), np.uint8)
-    inst = np.zeros((m, S, S), np.uint8)
-    if cfg.clutter:
-        n_c, full = m * cfg.clutter, CHUNK * cfg.clutter
-        csrc = rng.integers(0, items.shape[0], full)[:n_c]
-        csize = rng.integers(6, 15, (full, 2))[:n_c]
-        coff = np.floor(rng.random((full, 2))[:n_c] * (ITEM - csize + 1)).astype(np.int64)
-        cpos = np.floor(rng.random((full, 2))[:n_c] * (S - csize + 1)).astype(np.int64)
-        for t in range(n_c):
-            (h, w), (oy, ox), (py, px) = csize[t], coff[t], cpos[t]
-            frag = items_np[csrc[t], oy:oy + h, ox:ox + w]
-            region = canvas[t // cfg.clutter, py:py + h, px:px + w]
-            np.maximum(region, frag, out=region)
-    labels1 = (item_labels[torch.from_numpy(src)] + 1).numpy()  # class 1..10 of every slot
+    return pos, placed, boxes
+
+
+def _add_clutter(canvas: np.ndarray, items_np: np.ndarray, cfg: SceneConfig, rng: np.random.Generator) -> None:
+    """``cfg.clutter`` random 6-14 px fragments of items per scene, drawn (brighter wins) under the items."""
+    m, S = canvas.shape[0], cfg.size
+    n_c, full = m * cfg.clutter, CHUNK * cfg.clutter
+    csrc = rng.integers(0, items_np.shape[0], full)[:n_c]
+    csize = rng.integers(6, 15, (full, 2))[:n_c]
+    coff = np.floor(rng.random((full, 2))[:n_c] * (ITEM - csize + 1)).astype(np.int64)
+    cpos = np.floor(rng.random((full, 2))[:n_c] * (S - csize + 1)).astype(np.int64)
+    for t in range(n_c):
+        (h, w), (oy, ox), (py, px) = csize[t], coff[t], cpos[t]
+        frag = items_np[csrc[t], oy:oy + h, ox:ox + w]
+        region = canvas[t // cfg.clutter, py:py + h, px:px + w]
+        np.maximum(region, frag, out=region)
+
+
+def _draw_items(canvas: np.ndarray, patches, pos: np.ndarray, placed: np.ndarray, labels1: np.ndarray,
+                thr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the placed items in slot order (later on top) into ``canvas``: inside an item's shape its pixels,
+    elsewhere the brighter of canvas and item -> (class mask, instance map of slot + 1)."""
+    mask = np.zeros(canvas.shape, np.uint8)
+    inst = np.zeros(canvas.shape, np.uint8)
     for i, j in zip(*np.nonzero(placed)):
         p = patches[i][j]
         s = p.shape[0]
@@ -204,11 +239,13 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
         region[...] = np.where(on, p, np.maximum(region, p))
         mask[i, y:y + s, x:x + s][on] = labels1[i, j]
         inst[i, y:y + s, x:x + s][on] = j + 1
-    if cfg.noise:
-        noise_rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk, 1))  # own stream
-        noisy = canvas + noise_rng.normal(0.0, 255.0 * cfg.noise, canvas.shape)
-        canvas = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    # tight boxes of the visible pixels (inside each item's own square: pixels it still owns on top)
+    return mask, inst
+
+
+def _visible_boxes(patches, pos: np.ndarray, placed: np.ndarray, inst: np.ndarray):
+    """Tight boxes of the pixels each item still owns on top (inside its own square) -> (boxes ``[m, J, 4]``
+    float32 xyxy, visible ``[m, J]``: an item hidden completely is not visible)."""
+    m, J = placed.shape
     vis_box = np.zeros((m, J, 4), np.float32)
     visible = np.zeros((m, J), bool)
     for i, j in zip(*np.nonzero(placed)):
@@ -219,10 +256,7 @@ def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneCo
         if rows.size:
             visible[i, j] = True
             vis_box[i, j] = (x + cols[0], y + rows[0], x + cols[-1] + 1, y + rows[-1] + 1)
-    keep = visible.reshape(-1)
-    return {"images": canvas[:, None], "masks": mask, "counts": visible.sum(1).astype(np.int64),
-            "boxes": vis_box.reshape(-1, 4)[keep], "labels": labels1.reshape(-1)[keep].astype(np.int64),
-            "source": src.reshape(-1)[keep].astype(np.int64), "placed": boxes.reshape(-1, 4)[keep].astype(np.float32)}
+    return vis_box, visible
 
 
 def generate_scenes(split: str, n: int, cfg: SceneConfig, items: tuple[torch.Tensor, torch.Tensor]) -> dict:

@@ -199,7 +199,7 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
     ``options`` override its fields (``epochs=5``, ``img_size=160``, ``out_dir=...``).
     The input size, resize and normalisation come from the weights unless ``img_size`` is given.
     """
-    from cnnlab.models import create_model, get_model_info
+    from cnnlab.models import get_model_info
     from cnnlab.models.weights import resolve_weights
 
     t0 = time.perf_counter()
@@ -217,7 +217,35 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
     resolved = None if _no_weights(weights) else resolve_weights(info, weights)
     pre = _preprocessing(info, resolved, cfg.img_size)
 
-    # ---- data
+    cfg, pre, (train_data, val_data, test_data), skipped = _prepare_data(
+        cfg, pre, train_data, val_data, test_data, shots, test_shots, notes)
+    img_size = cfg.img_size
+    net = _pretrained_model(model, resolved, pre, train_data, cfg, notes)
+    plan = freeze(net, mode, unfreeze)
+    groups = param_groups(net, cfg.lr, lr_backbone)
+    run_dir = _run_dir(cfg, model, mode)
+    cfg = cfg.replace(out_dir=str(run_dir))
+
+    feats = None
+    if features_cache:
+        fit_result, feats = _fit_cached(net, cfg, train_data, val_data, test_data, cache_dir, callbacks)
+    else:
+        from cnnlab.train.engine import fit
+
+        fit_result = fit(cfg, model=net, param_groups=groups, train_data=train_data, val_data=val_data,
+                         test_data=test_data, callbacks=callbacks)
+    plan.remove()
+    net.eval()
+    return FinetuneResult(run_dir=run_dir, model=net, final=fit_result.final, history=fit_result.history,
+                          best=fit_result.best, mode=mode, weights=net.pretrained_cfg.get("weights"),
+                          freeze=plan, img_size=img_size, skipped_images=skipped, features=feats,
+                          seconds=time.perf_counter() - t0, notes=notes, fit=fit_result)
+
+
+def _prepare_data(cfg: TrainConfig, pre: dict, train_data, val_data, test_data, shots: int, test_shots: int,
+                  notes: list[str]):
+    """The splits rendered to the weights' input size and normalisation, cut to ``shots`` per class; a 20 %
+    holdout when nothing else can be evaluated. -> (cfg with img_size, pre, (train, val, test), skipped)."""
     skipped = 0
     if train_data is None:
         train_data, loaded_val, loaded_test, skipped = load_transfer_data(cfg.data, pre, cfg.data_dir)
@@ -248,9 +276,15 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
     cfg = cfg.replace(img_size=img_size)
     if train_data.image_shape[1:] != (img_size, img_size):  # fit resizes whole frames (no crop); so must predict
         pre = {**pre, "resize_size": img_size, "interpolation": "bilinear"}
+    return cfg, pre, (train_data, val_data, test_data), skipped
 
-    # ---- the model: pretrained backbone, new head for the dataset's classes, frozen as the mode says
-    in_chans = train_data.image_shape[0]
+
+def _pretrained_model(model: str, resolved, pre: dict, train_data, cfg: TrainConfig, notes: list[str]) -> nn.Module:
+    """The zoo model with the resolved weights and a new head for the dataset's classes; its
+    ``pretrained_cfg`` records the preprocessing training used (what predict must feed it)."""
+    from cnnlab.models import create_model
+
+    in_chans, img_size = train_data.image_shape[0], cfg.img_size
     if in_chans == 1 and resolved is not None:
         notes.append("1-channel images: the first conv holds the summed RGB filters and inputs use the weights' "
                      "mean/std averaged over channels (a grey image seen as RGB)")
@@ -265,29 +299,11 @@ def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | Non
             raise WeightsError(f"{e} -- at img_size <= {SMALL_INPUT_MAX} the zoo builds {model}'s small-input "
                                "variant, which ImageNet weights do not fit; use a larger img_size") from None
         raise
-    if resolved is not None:  # what training feeds the model is what predict must feed it
+    if resolved is not None:
         weights_cfg = {**net.pretrained_cfg["weights"], **pre}
         weights_cfg.pop("categories", None)  # the new head predicts the dataset's classes, not ImageNet's
         net.pretrained_cfg["weights"] = weights_cfg
-    plan = freeze(net, mode, unfreeze)
-    groups = param_groups(net, cfg.lr, lr_backbone)
-    run_dir = _run_dir(cfg, model, mode)
-    cfg = cfg.replace(out_dir=str(run_dir))
-
-    feats = None
-    if features_cache:
-        fit_result, feats = _fit_cached(net, cfg, train_data, val_data, test_data, cache_dir, callbacks)
-    else:
-        from cnnlab.train.engine import fit
-
-        fit_result = fit(cfg, model=net, param_groups=groups, train_data=train_data, val_data=val_data,
-                         test_data=test_data, callbacks=callbacks)
-    plan.remove()
-    net.eval()
-    return FinetuneResult(run_dir=run_dir, model=net, final=fit_result.final, history=fit_result.history,
-                          best=fit_result.best, mode=mode, weights=net.pretrained_cfg.get("weights"),
-                          freeze=plan, img_size=img_size, skipped_images=skipped, features=feats,
-                          seconds=time.perf_counter() - t0, notes=notes, fit=fit_result)
+    return net
 
 
 def _fit_cached(net: nn.Module, cfg: TrainConfig, train, val, test, cache_dir, callbacks):
