@@ -35,7 +35,6 @@ from cnnlab.train.recipes import RECIPES
 TARGET = 0.940
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5)

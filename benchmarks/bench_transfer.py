@@ -38,7 +38,6 @@ SCRATCH = "fastnet"
 CACHE = None
 
 
-
 EPOCHS = 25  # the recipe's; --epochs shortens both sides alike
 
 

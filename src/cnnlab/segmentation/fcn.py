@@ -112,8 +112,9 @@ class FCN(nn.Module):
         return bool(getattr(self.backbone, "needs_data_init", False))
 
     def init_from_data(self, x: torch.Tensor) -> None:
-        """Data-dependent initialisation of the backbone (FastNet's whitened stem), before training."""
-        self.backbone.init_from_data(x)
+        """Data-dependent initialisation of the backbone (FastNet's whitened stem); a no-op otherwise."""
+        if hasattr(self.backbone, "init_from_data"):
+            self.backbone.init_from_data(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pool3, pool4, pool5 = self.backbone(x)

@@ -163,11 +163,12 @@ class Task:
         initialisation (``needs_data_init``; ``model.init_from_data(x)``: FastNet's whitened stem; airbench
         2024 whitens its first layer from 5,000 training images)."""
         n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
+        from cnnlab.data.loader import _Finisher  # the loaders' own uint8 -> normalised float step
+
         part = train.subset(torch.arange(n))
         images = part.images if hasattr(part, "images") else part.to_array().images
-        mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-        std = torch.tensor(spec.std).view(1, -1, 1, 1)
-        return resize_input((images.float() / 255 - mean) / std, spec.img_size)
+        normalise = _Finisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
+        return resize_input(normalise(images, None), spec.img_size)
 
     # ----------------------------------------------------------------- model
     def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
