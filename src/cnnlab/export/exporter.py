@@ -156,6 +156,63 @@ def _check(name: str, fmt: str, ref: np.ndarray, got: np.ndarray, atol: float, r
     return worst
 
 
+def _check_options(format: str, exporter: str, opset: int | None) -> str:
+    """Validate the export options; the exporter ``auto`` resolves to (dynamo unless ``opset`` < 18)."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if exporter not in ("auto", "dynamo", "legacy"):
+        raise ConfigError(f"unknown exporter {exporter!r}; use auto, dynamo or legacy")
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= 23):
+        raise ConfigError(f"opset must be an integer from 7 to 23, got {opset!r}")
+    if format == "onnx" and exporter == "auto":
+        exporter = "legacy" if opset is not None and opset < MIN_DYNAMO_OPSET else "dynamo"
+    if format == "onnx" and exporter == "dynamo" and opset is not None and opset < MIN_DYNAMO_OPSET:
+        raise ConfigError(f"the dynamo ONNX exporter writes opset {MIN_DYNAMO_OPSET} or newer; "
+                          f"use exporter='legacy' for opset {opset}")
+    return exporter
+
+
+def _export_onnx(model: nn.Module, name: str, example: torch.Tensor, opset: int | None, dynamic_batch: bool,
+                 exporter: str, caught: list[str]):
+    """(file bytes, opset written, exporter name, a function running the file in ONNX Runtime)."""
+    try:
+        with _quiet(caught), torch.no_grad():
+            data = _onnx_bytes(model, example, opset, dynamic_batch, exporter)
+    except Exception as e:  # exporters raise many types; the user needs the first line
+        raise ExportError(f"{name} cannot be exported to onnx ({exporter} exporter): {_first_line(e)}") from None
+    try:
+        sess = _ort_session(data)
+    except Exception as e:
+        raise ExportError(f"{name}: ONNX Runtime cannot load the export: {_first_line(e)}") from None
+    if not sess.get_inputs():
+        raise ExportError(f"{name} cannot be exported to onnx ({exporter} exporter): the graph has no input, the "
+                          "forward leaves torch (.numpy(), .item(), Python numbers), so the export recorded constants")
+    name_in = sess.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        return sess.run(None, {name_in: x.numpy()})[0]
+    return data, _onnx_opset(data), f"torch.onnx ({exporter})", run
+
+
+def _export_torchscript(model: nn.Module, name: str, example: torch.Tensor, caught: list[str]):
+    """(file bytes, None, exporter name, a function running the reloaded TorchScript module)."""
+    try:
+        with _quiet(caught), torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)
+            buf = io.BytesIO()
+            torch.jit.save(traced, buf)
+            data = buf.getvalue()
+            scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+    except Exception as e:
+        raise ExportError(f"{name} cannot be exported to torchscript (torch.jit.trace): {_first_line(e)}") from None
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return scripted(x).numpy()
+    return data, None, "torch.jit.trace", run
+
+
 def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str | os.PathLike | None = None,
                  format: str = "onnx", *, weights: str | None = "imagenet", opset: int | None = None,
                  dynamic_batch: bool = False, exporter: str = "auto", atol: float = 1e-4, rtol: float = 1e-4,
@@ -168,17 +225,7 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     is below 18). ``latency_runs=0`` skips the timing. Raises :class:`ExportError` with one
     line when the model cannot be exported or the file does not reproduce PyTorch's outputs.
     """
-    if format not in FORMATS:
-        raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
-    if exporter not in ("auto", "dynamo", "legacy"):
-        raise ConfigError(f"unknown exporter {exporter!r}; use auto, dynamo or legacy")
-    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= 23):
-        raise ConfigError(f"opset must be an integer from 7 to 23, got {opset!r}")
-    if format == "onnx" and exporter == "auto":
-        exporter = "legacy" if opset is not None and opset < MIN_DYNAMO_OPSET else "dynamo"
-    if format == "onnx" and exporter == "dynamo" and opset is not None and opset < MIN_DYNAMO_OPSET:
-        raise ConfigError(f"the dynamo ONNX exporter writes opset {MIN_DYNAMO_OPSET} or newer; "
-                          f"use exporter='legacy' for opset {opset}")
+    exporter = _check_options(format, exporter, opset)
     loaded = load_model(source, weights)
     model = loaded.model.eval()
     path = Path(path) if path is not None else Path(f"{loaded.name}{SUFFIX[format]}")
@@ -188,42 +235,11 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
         refs = [model(x).float().numpy().astype(np.float64) for x in checks]
     example = checks[-1]  # export at batch 2 when the batch is dynamic: batch 1 would be specialised
     caught: list[str] = []
-    what = f"{loaded.name} cannot be exported to {format}"
     if format == "onnx":
-        try:
-            with _quiet(caught), torch.no_grad():
-                data = _onnx_bytes(model, example, opset, dynamic_batch, exporter)
-        except Exception as e:  # exporters raise many types; the user needs the first line
-            raise ExportError(f"{what} ({exporter} exporter): {_first_line(e)}") from None
-        used_opset = _onnx_opset(data)
-        try:
-            sess = _ort_session(data)
-        except Exception as e:
-            raise ExportError(f"{loaded.name}: ONNX Runtime cannot load the export: {_first_line(e)}") from None
-        if not sess.get_inputs():
-            raise ExportError(f"{what} ({exporter} exporter): the graph has no input, the forward leaves torch "
-                              "(.numpy(), .item(), Python numbers), so the export recorded constants")
-        name_in = sess.get_inputs()[0].name
-
-        def run(x: torch.Tensor) -> np.ndarray:
-            return sess.run(None, {name_in: x.numpy()})[0]
-        exporter_name = f"torch.onnx ({exporter})"
+        data, used_opset, exporter_name, run = _export_onnx(model, loaded.name, example, opset, dynamic_batch,
+                                                            exporter, caught)
     else:
-        try:
-            with _quiet(caught), torch.no_grad():
-                traced = torch.jit.trace(model, example, check_trace=False)
-                buf = io.BytesIO()
-                torch.jit.save(traced, buf)
-                data = buf.getvalue()
-                scripted = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
-        except Exception as e:
-            raise ExportError(f"{what} (torch.jit.trace): {_first_line(e)}") from None
-        used_opset, exporter_name = None, "torch.jit.trace"
-
-        def run(x: torch.Tensor) -> np.ndarray:
-            with torch.inference_mode(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return scripted(x).numpy()
+        data, used_opset, exporter_name, run = _export_torchscript(model, loaded.name, example, caught)
     worst = max(_check(loaded.name, format, ref, run(x), atol, rtol) for ref, x in zip(refs, checks))
     torch_ms = runtime_ms = None
     if latency_runs > 0:
