@@ -10,6 +10,7 @@ wall time (with the load average: on a shared machine the times are inflated).
     python benchmarks/bench_ensemble.py                       # 5 members (~6 min on 2 quiet cores)
     python benchmarks/bench_ensemble.py --members 3 --threads 1
     python benchmarks/bench_ensemble.py --quick               # 2 members x 1 epoch: a smoke run
+    python benchmarks/bench_ensemble.py --epochs 12 --seed 5  # members seeded 5-9 (another draw of the ensemble)
     python benchmarks/bench_ensemble.py --recipe fashion-record --resample none   # 5 seeds of the record recipe
 
 ``--snapshot``: a snapshot ensemble instead (Huang et al. 2017, *Snapshot Ensembles: Train 1, get M for
@@ -44,6 +45,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--resample", default="bootstrap", choices=("bootstrap", "stratified", "none"))
     ap.add_argument("--vote", default="soft", choices=("soft", "hard"))
+    ap.add_argument("--seed", type=int, default=None,
+                    help="override the recipe's seed (member i uses seed + i; --snapshot: the run's seed) [0]")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="override the recipe's 2 threads per member")
     ap.add_argument("--train-subset", type=int, default=0, help="train on N of the 60,000 images (a reduced run)")
@@ -72,7 +75,8 @@ def main() -> None:
     if epochs:
         cfg = cfg.replace(epochs=epochs)
     out = args.out_dir or tempfile.mkdtemp(prefix="bench_ensemble-")
-    print(f"{members} x {args.recipe} ({cfg.model}, {cfg.epochs} epochs on {cfg.train_subset or 60000:,} images, "
+    print(f"{members} x {args.recipe} ({cfg.model}, seeds {cfg.seed}-{cfg.seed + members - 1}, {cfg.epochs} epochs "
+          f"on {cfg.train_subset or 60000:,} images, "
           f"TTA {cfg.tta}, amp {cfg.amp}, {cfg.threads} threads), "
           f"resample {args.resample}, {args.vote} vote, {args.workers} worker(s); {load_average()}", flush=True)
     t0 = time.perf_counter()
@@ -101,7 +105,9 @@ def main() -> None:
 
 
 def with_overrides(cfg, args: argparse.Namespace):
-    """The recipe with the command line's --threads, --train-subset, --amp and --no-epoch-eval applied."""
+    """The recipe with the command line's --seed, --threads, --train-subset, --amp and --no-epoch-eval applied."""
+    if args.seed is not None:
+        cfg = cfg.replace(seed=args.seed)
     if args.threads:
         cfg = cfg.replace(threads=args.threads)
     if args.train_subset:
