@@ -185,3 +185,43 @@ def test_generator_output_is_pinned():
     assert scenes.GENERATOR_VERSION == 1
     assert h.hexdigest() == "b48e22112a915db5f04048b5de3deaf516995413564d5aafe6b21dd77e636b2e"
     assert ds.mean[0] == pytest.approx(0.0788523, abs=1e-6) and ds.std[0] == pytest.approx(0.2183757, abs=1e-6)
+
+
+def test_fresh_scenes_are_new_every_epoch_and_reproducible(cache):
+    from cnnlab.data.dense import build_dense_loader
+
+    name = "fashion-scenes:size=64,n_train=40,fresh=1"
+    stream = load_dataset(name, split="train", data_dir=cache)
+    assert isinstance(stream, scenes.SceneStream) and stream.meta["fresh"] and len(stream) == 40
+    fixed = load_dataset("fashion-scenes:size=64,n_train=40", split="train", data_dir=cache)
+    assert torch.equal(stream.images, fixed.images)  # epoch 0 is the ordinary (cached) set
+    cfg = scenes.SceneConfig(size=64)
+    items = scenes._load_items("train", cache, False)
+    # epoch 1 is chunk 1 of the same sequence (40 scenes fill one chunk): exactly those scenes, none of epoch 0's
+    chunk1 = scenes.generate_scenes("train", 40, cfg, items, first_chunk=1)
+    stream.set_epoch(1)
+    assert torch.equal(stream.images, torch.from_numpy(chunk1["images"]))
+    assert torch.equal(stream.masks, torch.from_numpy(chunk1["masks"]))
+    assert len(stream.boxes) == 40 and all(torch.equal(b, torch.from_numpy(c)) for b, c in
+                                           zip(stream.boxes, np.split(chunk1["boxes"], np.cumsum(chunk1["counts"])[:-1])))
+    assert not any(torch.equal(a, b) for a in stream.images for b in fixed.images[:8])
+    stream.set_epoch(0)
+    assert torch.equal(stream.images, fixed.images) and torch.equal(stream.masks, fixed.masks)
+    # a subset keeps its positions in every epoch; the loader moves its dataset to the epoch it is set to
+    part = stream.subset(torch.tensor([3, 7, 11]))
+    loader = build_dense_loader(part, batch_size=3, shuffle=False)
+    loader.set_epoch(2)
+    x, target = next(iter(loader))
+    epoch2 = scenes.generate_scenes("train", 40, cfg, items, first_chunk=2)
+    assert torch.equal(target["mask"], torch.from_numpy(epoch2["masks"][[3, 7, 11]]).long())
+    assert part.epoch == 2 and stream.epoch == 0 and torch.equal(stream.images, fixed.images)
+    # an epoch of more than one chunk starts after the previous epoch's last chunk: no scene repeats
+    big = load_dataset("fashion-scenes:size=64,n_train=1100,fresh=1", split="train", data_dir=cache)
+    first = big.images.clone()
+    big.set_epoch(1)
+    assert torch.equal(big.images[0], torch.from_numpy(scenes._generate_chunk(*items, cfg, "train", 2, 1)["images"][0]))
+    assert not (big.images.flatten(1)[:, None] == first.flatten(1)[None, ::50]).all(-1).any()
+    # the test split is always the fixed set; a bad flag value is one clear error
+    assert not isinstance(load_dataset(name, split="test", data_dir=cache, n_test=8), scenes.SceneStream)
+    with pytest.raises(ConfigError, match="bad value"):
+        load_dataset("fashion-scenes:fresh=maybe", data_dir=cache)

@@ -61,6 +61,21 @@ def test_segmentation_resume_is_bit_identical(scenes, tmp_path):
         assert [h[key] for h in whole.history] == [h[key] for h in resumed.history], key
 
 
+def test_fresh_scenes_train_on_new_scenes_each_epoch_and_resume_exactly(scenes, tmp_path):
+    root, _, test = scenes
+    fresh = SCENES.replace("n_train=192", "n_train=64") + ",fresh=1"
+    fixed = fit(cfg(tmp_path / "a", root, data=fresh.removesuffix(",fresh=1")), test_data=test)
+    whole = fit(cfg(tmp_path / "b", root, data=fresh), test_data=test)
+    # epoch 1 trains on the same (cached) scenes, epoch 2 on 64 new ones
+    assert whole.history[0]["train_loss"] == fixed.history[0]["train_loss"]
+    assert whole.history[1]["train_loss"] != fixed.history[1]["train_loss"]
+    fit(cfg(tmp_path / "c", root, data=fresh, epochs=1), test_data=test)
+    resumed = fit(cfg(tmp_path / "c", root, data=fresh), test_data=test, resume=tmp_path / "c" / "run")
+    for (k, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    assert [h["train_loss"] for h in whole.history] == [h["train_loss"] for h in resumed.history]
+
+
 def test_a_classifier_or_mask_less_data_is_a_clear_error(scenes, tmp_path):
     root, train, test = scenes
     with pytest.raises(ConfigError, match="classifier; segmentation needs one of .*fcn8s_fastnet"):

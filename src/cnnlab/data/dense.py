@@ -383,9 +383,13 @@ class DenseLoader(_ShardedBatches):
         self._finish = _Finisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
                                  None, device, channels_last, normalize=True)
         self.device = self._finish.device
+        self._resident_bytes = resident_bytes
+        self._hold(dataset)
+
+    def _hold(self, dataset: DenseDataset) -> None:
         images, masks = dataset.images, dataset.masks
         size = images.numel() + (masks.numel() if masks is not None else 0)
-        if self.device.type != "cpu" and size <= resident_bytes:
+        if self.device.type != "cpu" and size <= self._resident_bytes:
             images = images.to(self.device)
             masks = masks.to(self.device) if masks is not None else None
         self._images, self._masks = images.contiguous(), masks
@@ -395,6 +399,17 @@ class DenseLoader(_ShardedBatches):
         self._labels = dataset.labels
         if dataset.labels is not None and self.device.type != "cpu":
             self._labels = [lb.to(self.device) for lb in dataset.labels]
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch's order and augmentation; a dataset that changes by epoch (a
+        :class:`~cnnlab.data.scenes.SceneStream`) is moved to that epoch first."""
+        super().set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch") and getattr(self.dataset, "epoch", None) != self.epoch:
+            self.dataset.set_epoch(self.epoch)
+            if len(self.dataset) != self.num_examples:
+                raise DataError(f"{self.dataset.name}: epoch {self.epoch} holds {len(self.dataset)} samples, "
+                                f"epoch 0 held {self.num_examples}")
+            self._hold(self.dataset)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, dict]]:
         return self.iter_from(0)

@@ -23,6 +23,11 @@ does not depend on ``n``. The result is cached as ``<data dir>/fashion-scenes/<s
 (the hash covers every setting and the generator version), so the same settings give bit-identical
 data and a second call only reads the file. ``mean``/``std`` of both splits are those of 256 further
 training scenes with the same settings (a chunk of their own, so any ``n`` of either split agrees).
+
+``fresh=1`` (training split only) makes the training set a :class:`SceneStream`: ``n`` new scenes every epoch
+-- epoch ``e`` holds chunks ``e*K .. (e+1)*K - 1`` of the same seeded sequence (``K`` chunks per epoch), so
+epoch 0 is the cached set, every epoch is reproducible (resume, every DDP rank) and no scene is seen twice.
+A synthetic generator's answer to memorisation: a fixed 10k-scene set is learnt by heart within ~10 epochs.
 """
 
 from __future__ import annotations
@@ -259,9 +264,17 @@ def _visible_boxes(patches, pos: np.ndarray, placed: np.ndarray, inst: np.ndarra
     return vis_box, visible
 
 
-def generate_scenes(split: str, n: int, cfg: SceneConfig, items: tuple[torch.Tensor, torch.Tensor]) -> dict:
-    """The raw arrays of ``n`` scenes from ``items`` = (uint8 ``[M, 28, 28]``, labels) (no caching)."""
-    parts = [_generate_chunk(*items, cfg, split, c, min(CHUNK, n - c * CHUNK)) for c in range((n + CHUNK - 1) // CHUNK)]
+def chunks_for(n: int) -> int:
+    """Chunks that hold ``n`` scenes."""
+    return (n + CHUNK - 1) // CHUNK
+
+
+def generate_scenes(split: str, n: int, cfg: SceneConfig, items: tuple[torch.Tensor, torch.Tensor],
+                    first_chunk: int = 0) -> dict:
+    """The raw arrays of ``n`` scenes from ``items`` = (uint8 ``[M, 28, 28]``, labels) (no caching), starting
+    at chunk ``first_chunk`` of the seeded sequence (a :class:`SceneStream`'s later epochs)."""
+    parts = [_generate_chunk(*items, cfg, split, first_chunk + c, min(CHUNK, n - c * CHUNK))
+             for c in range(chunks_for(n))]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -278,6 +291,10 @@ def cache_path(split: str, n: int, cfg: SceneConfig, data_dir=None) -> Path:
 
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     return root / "fashion-scenes" / f"{split}-{n}-{cfg.key(split, n)}.safetensors"
+
+
+def _as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
 
 def _to_dataset(t: dict[str, torch.Tensor], name: str, mean, std, meta: dict) -> DenseDataset:
@@ -332,7 +349,7 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
     items = _load_items(split, data_dir, download)
     arrays = generate_scenes(split, n, cfg, items)
     mean, std = _stats(cfg, items if split == "train" else _load_items("train", data_dir, download))
-    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    t = _as_tensors(arrays)
     if cache:
         header = {"settings": json.dumps(meta["settings"]), "classes": json.dumps(scene_classes()),
                   "mean": json.dumps(list(mean)), "std": json.dumps(list(std)),
@@ -341,8 +358,51 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
     return _to_dataset(t, name, mean, std, {**meta, "generated": True, "seconds": time.perf_counter() - t0})
 
 
+class SceneStream(DenseDataset):
+    """Training scenes that are new every epoch (``fashion-scenes:fresh=1``): :meth:`set_epoch` (which the
+    training loader calls before each epoch) replaces the images, masks and boxes by epoch ``e``'s ``n``
+    scenes, chunks ``e*K .. (e+1)*K - 1`` of the seeded sequence; epoch 0 is the ordinary (cached) set.
+    A :meth:`subset` (a validation split, ``train_subset``) keeps the same positions in every epoch, so a
+    validation scene of epoch 0 never returns in a later epoch's training scenes. Generation takes ~0.35 ms
+    per 128x128 scene on one core (20,000 scenes: ~7 s per epoch)."""
+
+    def __init__(self, base: DenseDataset, cfg: SceneConfig, n: int, items: tuple[torch.Tensor, torch.Tensor],
+                 positions: torch.Tensor | None = None, epoch: int = 0):
+        super().__init__(base.images, base.masks, base.boxes, base.labels, base.classes, base.name, base.mean,
+                         base.std, base.extras, {**base.meta, "fresh": True}, validate=False)
+        self.config, self.n, self.epoch = cfg, n, epoch
+        self._items, self._positions = items, positions
+
+    def set_epoch(self, epoch: int) -> None:
+        """Hold epoch ``epoch``'s scenes (generated; a no-op when they are already held)."""
+        epoch = int(epoch)
+        if epoch == self.epoch:
+            return
+        t0 = time.perf_counter()
+        arrays = generate_scenes("train", self.n, self.config, self._items, first_chunk=epoch * chunks_for(self.n))
+        ds = _to_dataset(_as_tensors(arrays), self.name, self.mean, self.std, self.meta)
+        if self._positions is not None:
+            ds = ds.subset(self._positions)
+        self.images, self.masks, self.boxes, self.labels, self.extras = ds.images, ds.masks, ds.boxes, ds.labels, \
+            ds.extras
+        self.epoch = epoch
+        self.meta["seconds"] = time.perf_counter() - t0
+
+    def subset(self, indices, name: str | None = None) -> SceneStream:
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        positions = idx if self._positions is None else self._positions[idx]
+        return SceneStream(super().subset(idx, name), self.config, self.n, self._items, positions, self.epoch)
+
+
+def _flag(value: str) -> bool:
+    if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(value)
+    return value.lower() in ("1", "true", "yes")
+
+
 _OPTION_TYPES = {"size": int, "min_items": int, "max_items": int, "max_overlap": float, "clutter": int,
-                 "noise": float, "threshold": int, "seed": int, "n": int, "n_train": int, "n_test": int}
+                 "noise": float, "threshold": int, "seed": int, "n": int, "n_train": int, "n_test": int,
+                 "fresh": _flag}
 
 
 def parse_scene_options(spec: str) -> dict:
@@ -371,7 +431,8 @@ def parse_scene_options(spec: str) -> dict:
 
 def load_scenes(name: str, split: str = "train", data_dir=None, download: bool = False, **options) -> DenseDataset:
     """``load_dataset("fashion-scenes[:k=v,…]", split, **options)``: options as :func:`make_scenes` takes them,
-    plus ``n_train``/``n_test`` (the size of each split; ``n`` sets the requested split's)."""
+    plus ``n_train``/``n_test`` (the size of each split; ``n`` sets the requested split's) and ``fresh``
+    (new training scenes every epoch: a :class:`SceneStream`; the test split is always the fixed set)."""
     from cnnlab.data.datasets import _split_name
 
     _, _, spec = name.partition(":")
@@ -379,10 +440,16 @@ def load_scenes(name: str, split: str = "train", data_dir=None, download: bool =
     split = _split_name(split)
     n_split = {"train": opts.pop("n_train", None), "test": opts.pop("n_test", None)}
     n = opts.pop("n", None) or n_split[split]
+    fresh = bool(opts.pop("fresh", False))
     known = {f.name for f in SceneConfig.__dataclass_fields__.values()} | {"cache"}
     unknown = set(opts) - known
     if unknown:
         raise ConfigError(f"fashion-scenes: unexpected options {sorted(unknown)}; known: n, n_train, n_test, "
-                          f"{', '.join(sorted(known))}")
-    return make_scenes(split, n, data_dir=data_dir, download=download, **opts)
+                          f"{', '.join(sorted(known))}, fresh")
+    ds = make_scenes(split, n, data_dir=data_dir, download=download, **opts)
+    if not (fresh and split == "train"):
+        return ds
+    cfg_keys = set(SceneConfig.__dataclass_fields__)
+    cfg = SceneConfig(**{k: v for k, v in opts.items() if k in cfg_keys})
+    return SceneStream(ds, cfg, len(ds), _load_items("train", data_dir, download))
 
