@@ -39,7 +39,7 @@ def test_cv_on_a_folder(folders, tmp_path, capsys):
     assert [f["n_val"] for f in saved["folds"]] == [200, 200] and (out / "cv.png").stat().st_size > 1000
 
 
-def test_bag_then_ensemble_the_run_directories(folders, tmp_path, capsys):
+def test_bag_then_ensemble_the_run_directories(folders, tmp_path, capsys, monkeypatch):
     data = f"imagefolder:{folders / 'split'}"
     out = tmp_path / "bag"
     assert main(["bag", "--members", "3", "--vote", "hard", "--data", data, *FAST, "--out-dir", str(out)]) == 0
@@ -56,8 +56,10 @@ def test_bag_then_ensemble_the_run_directories(folders, tmp_path, capsys):
     assert again["top1"] == bagged["top1"] and again["gain"] == pytest.approx(bagged["gain"])
     assert [m["top1"] for m in again["members"]] == [m["top1"] for m in bagged["members"]]
     assert plot.stat().st_size > 1000
+    monkeypatch.chdir(tmp_path)  # the default figure goes to ./runs/ensemble-TIMESTAMP.png
     assert main(["ensemble", *runs, "--eval", "--tta", "flip"]) == 0
     assert "TTA flip" in capsys.readouterr().out
+    assert len(list((tmp_path / "runs").glob("ensemble-*.png"))) == 1
 
 
 def test_bag_on_a_folder_without_test_split_uses_a_holdout(folders, tmp_path, capsys):

@@ -37,18 +37,27 @@ def plot_ensemble(result, path: str | Path) -> Path:
     hi = max(acc + [100 * result.top1])
     pad = max(0.5, 0.3 * (hi - lo))
     ax.set(xlabel="member", ylabel="test top-1 (%)", ylim=(lo - pad, hi + pad),
-           title=f"{result.kind}: gain {100 * result.gain:+.2f} points over the mean member")
+           title=f"gain {100 * result.gain:+.2f} points over the mean member")
     ax.set_xticks(list(x))
     ax.legend(loc="lower right", fontsize=8)
     ax2.plot(list(x), [100 * a for a in result.by_size], marker="o", color="tab:red", label="ensemble of members 1..k")
     ax2.plot(list(x), acc, marker=".", ls=":", color="tab:blue", label="member k alone")
-    ax2.set(xlabel="k (members)", ylabel="test top-1 (%)", title=f"{result.data}, {result.n:,} images")
+    ax2.set(xlabel="k (members)", ylabel="test top-1 (%)", title="ensemble of the first k members")
     ax2.set_xticks(list(x))
     for a in (ax, ax2):
         a.grid(alpha=0.3)
     ax2.legend(fontsize=8)
+    fig.suptitle(f"{result.kind} of {len(acc)} members on {_short_data(result.data)} ({result.n:,} images)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _short_data(data: str, width: int = 60) -> str:
+    """A data name that fits a title: a long folder path keeps its scheme and its end."""
+    if len(data) <= width:
+        return data
+    scheme, sep, rest = data.partition(":") if ":" in data[:20] else ("", "", data)
+    return f"{scheme}{sep}...{rest[-(width - len(scheme) - 4):]}"
 
 
 def plot_boost(result, path: str | Path) -> Path:

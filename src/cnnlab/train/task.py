@@ -161,7 +161,10 @@ class Task:
         """The first ``n`` training images (fewer for large images: at most ``max_pixels`` pixels in all) as the
         model sees them -- normalised, not augmented, at the input size -- for models with a data-dependent
         initialisation (``needs_data_init``; ``model.init_from_data(x)``: FastNet's whitened stem; airbench
-        2024 whitens its first layer from 5,000 training images)."""
+        2024 whitens its first layer from 5,000 training images). A dataset that changes by epoch
+        (``set_epoch``: fresh scenes) gives its epoch-0 images, whatever epoch an earlier run left it at."""
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(0)
         n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
         from cnnlab.data.loader import _Finisher  # the loaders' own uint8 -> normalised float step
 
