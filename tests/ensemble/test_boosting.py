@@ -18,6 +18,14 @@ def test_samme_update_by_hand():
     assert float(w.sum()) == pytest.approx(1.0)
 
 
+def test_samme_update_with_shrinkage_by_hand():
+    # the same case with nu = 0.5 (scikit-learn's learning_rate): alpha = 0.5 log 6, w0 <- 1/4 * sqrt(6)
+    w, err, alpha = samme_update(torch.full((4,), 0.25), torch.tensor([True, False, False, False]), 3, 0.5)
+    assert err == pytest.approx(0.25) and alpha == pytest.approx(0.5 * math.log(6))
+    r6 = math.sqrt(6)
+    assert w.tolist() == pytest.approx([r6 / (r6 + 3), 1 / (r6 + 3), 1 / (r6 + 3), 1 / (r6 + 3)])
+
+
 def test_alpha_is_zero_at_chance_and_grows_with_accuracy():
     assert samme_alpha(0.9, 10) == pytest.approx(0.0, abs=1e-12)  # 1 - 1/K: no better than guessing
     assert samme_alpha(0.5, 2) == pytest.approx(0.0, abs=1e-12)  # AdaBoost's two-class case
@@ -26,13 +34,14 @@ def test_alpha_is_zero_at_chance_and_grows_with_accuracy():
     assert math.isfinite(samme_alpha(0.0, 10))
 
 
-def test_boosting_run_logs_what_samme_computes(fmnist, tiny_cfg, tmp_path):
+@pytest.mark.parametrize("nu", [1.0, 0.3])
+def test_boosting_run_logs_what_samme_computes(fmnist, tiny_cfg, tmp_path, nu):
     cfg = tiny_cfg.replace(epochs=1)
-    result = boost(cfg, rounds=2, mode="loss", data=fmnist, out_dir=tmp_path)
+    result = boost(cfg, rounds=2, mode="loss", data=fmnist, out_dir=tmp_path, shrinkage=nu)
     rounds = result.rounds
     assert len(rounds) == 2 and result.stopped == ""
     for r in rounds:
-        assert r.alpha == pytest.approx(samme_alpha(r.weighted_error, 10))
+        assert r.alpha == pytest.approx(samme_alpha(r.weighted_error, 10, nu))
         assert 0 < r.weighted_error < 0.9
     assert rounds[0].ensemble_top1 == rounds[0].member_top1  # one learner: the vote is its prediction
     assert result.ensemble.top1 == rounds[-1].ensemble_top1 > 0.25  # majority-class baseline: 0.10
@@ -40,7 +49,7 @@ def test_boosting_run_logs_what_samme_computes(fmnist, tiny_cfg, tmp_path):
     # re-derive round 2's weighted error from the saved learners: weights after round 1, round 2's misses
     y = fmnist.train.labels
     miss = [member_probs(load_member(r.run_dir), fmnist.train).argmax(1) != y for r in rounds]
-    w1, err1, _ = samme_update(torch.full((len(y),), 1 / len(y)), miss[0], 10)
+    w1, err1, _ = samme_update(torch.full((len(y),), 1 / len(y)), miss[0], 10, nu)
     assert err1 == pytest.approx(rounds[0].weighted_error)
     err2 = float((w1 * miss[1]).sum())
     assert err2 == pytest.approx(rounds[1].weighted_error)

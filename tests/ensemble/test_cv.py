@@ -52,6 +52,7 @@ def _stop():
     (["cv", "--folds", "1"], "--folds must be >= 2"),
     (["bag", "--members", "0"], "--members must be >= 1"),
     (["boost", "--rounds", "0"], "--rounds must be >= 1"),
+    (["boost", "--shrinkage", "0"], "--shrinkage must be a number in (0, 1]"),
     (["biasvar", "--models", "1"], "--models must be >= 2"),
     (["biasvar", "--sweep", "epochs"], "expected KEY=VALUES"),
     (["ensemble", "--eval", "/nonexistent/run"], "does not exist"),

@@ -8,11 +8,14 @@ With ``n`` training images, weights ``w_i = 1/n``, and for ``m = 1..M``:
 3. ``alpha_m = log((1 - err_m) / err_m) + log(K - 1)``;
 4. ``w_i <- w_i * exp(alpha_m [c_i != T_m(x_i)])``, renormalised to sum to 1.
 
-The classifier is ``C(x) = argmax_k sum_m alpha_m [T_m(x) = k]``. The ``log(K - 1)`` term makes a
-learner useful as soon as it beats chance (``err_m < 1 - 1/K``); a learner at or below chance
-(``alpha_m <= 0``) is discarded and boosting stops, as in scikit-learn. A learner with ``err_m = 0``
-fits the weighted set perfectly: its weights would not change, so boosting stops after it, and its
-``alpha`` is that of ``err = 1e-10`` (the limit ``alpha -> infinity`` made finite).
+The classifier is ``C(x) = argmax_k sum_m alpha_m [T_m(x) = k]``. ``shrinkage`` ``nu`` in (0, 1] multiplies
+every ``alpha_m`` in steps 3-4 (Friedman 2001's shrinkage; scikit-learn's ``AdaBoostClassifier(learning_rate=nu)``):
+with a strong first learner, ``nu = 1`` gives its few mistakes (often ambiguous or mislabelled images) nearly all
+the weight (``1 - 1/K`` of it), and the next learner, trained on little else, is poor on the real distribution.
+The ``log(K - 1)`` term makes a learner useful as soon as it beats chance (``err_m < 1 - 1/K``); a learner at
+or below chance (``alpha_m <= 0``) is discarded and boosting stops, as in scikit-learn. A learner with
+``err_m = 0`` fits the weighted set perfectly: its weights would not change, so boosting stops after it, and
+its ``alpha`` is that of ``err = 1e-10`` (the limit ``alpha -> infinity`` made finite).
 """
 
 from __future__ import annotations
@@ -46,19 +49,21 @@ MODES = ("loss", "resample")
 MIN_ERROR = 1e-10
 
 
-def samme_alpha(err: float, num_classes: int) -> float:
-    """``alpha = log((1 - err) / err) + log(K - 1)`` (Zhu et al. 2009, Algorithm 2, step 2c)."""
+def samme_alpha(err: float, num_classes: int, shrinkage: float = 1.0) -> float:
+    """``alpha = nu (log((1 - err) / err) + log(K - 1))`` (Zhu et al. 2009, Algorithm 2, step 2c; ``nu`` =
+    ``shrinkage``, 1 in the paper)."""
     err = max(float(err), MIN_ERROR)
-    return math.log((1.0 - err) / err) + math.log(num_classes - 1)
+    return shrinkage * (math.log((1.0 - err) / err) + math.log(num_classes - 1))
 
 
-def samme_update(weights: torch.Tensor, miss: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, float, float]:
+def samme_update(weights: torch.Tensor, miss: torch.Tensor, num_classes: int,
+                 shrinkage: float = 1.0) -> tuple[torch.Tensor, float, float]:
     """One SAMME step: ``(new weights summing to 1, weighted error, alpha)`` from the current ``weights`` and
-    the weak learner's ``miss`` flags (``True`` where it misclassifies)."""
+    the weak learner's ``miss`` flags (``True`` where it misclassifies); ``alpha`` includes the shrinkage."""
     w = torch.as_tensor(weights, dtype=torch.float64)
     miss = torch.as_tensor(miss, dtype=torch.bool)
     err = float((w * miss).sum() / w.sum())
-    alpha = samme_alpha(err, num_classes)
+    alpha = samme_alpha(err, num_classes, shrinkage)
     new = w * torch.exp(alpha * miss.double())
     return new / new.sum(), err, alpha
 
@@ -83,10 +88,11 @@ class BoostResult:
     stopped: str  # why boosting ended before ``rounds`` learners, or ""
     out_dir: str
     wall_s: float
+    shrinkage: float = 1.0
 
     def to_dict(self) -> dict:
         return {"rounds": [asdict(r) for r in self.rounds], "ensemble": self.ensemble.to_dict(), "mode": self.mode,
-                "stopped": self.stopped, "out_dir": self.out_dir, "wall_s": self.wall_s}
+                "shrinkage": self.shrinkage, "stopped": self.stopped, "out_dir": self.out_dir, "wall_s": self.wall_s}
 
     def to_csv(self) -> str:
         buf = io.StringIO(newline="")
@@ -99,15 +105,19 @@ class BoostResult:
 
 
 def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | None = None, holdout: float = 0.2,
-          data: MemberData | None = None, on_round: Callable[[BoostRound], None] | None = None) -> BoostResult:
-    """SAMME with ``rounds`` weak learners of ``cfg`` (make them weak: few epochs, a small model). Learner ``m``
-    is the run directory ``OUT/round-XX`` with seed ``cfg.seed + m``; writes ``OUT/boost.json``/``rounds.csv``."""
+          shrinkage: float = 1.0, data: MemberData | None = None,
+          on_round: Callable[[BoostRound], None] | None = None) -> BoostResult:
+    """SAMME with ``rounds`` weak learners of ``cfg`` (make them weak: few epochs, a small model) and
+    ``shrinkage`` (``nu``, above). Learner ``m`` is the run directory ``OUT/round-XX`` with seed ``cfg.seed + m``;
+    writes ``OUT/boost.json``/``rounds.csv``."""
     from cnnlab.train.engine import resolve_device
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"--rounds must be an integer >= 1, got {rounds!r}")
     if mode not in MODES:
         raise ConfigError(f"boosting mode {mode!r} is not one of {', '.join(MODES)}")
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 < shrinkage <= 1:
+        raise ConfigError(f"--shrinkage must be a number in (0, 1], got {shrinkage!r}")
     t0 = time.perf_counter()
     out = out_dir_for("boost", cfg, out_dir)
     spec = spec_of(cfg, holdout)
@@ -136,7 +146,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
         with torch_threads(cfg.threads):
             pred_train = member_probs(member, train, **kw).argmax(1)
         miss = pred_train != ytrain
-        new_w, err, alpha = samme_update(w, miss, k)
+        new_w, err, alpha = samme_update(w, miss, k, shrinkage)
         if alpha <= 0:
             stopped = (f"round {m + 1}: weighted error {err:.4f} >= 1 - 1/K = {1 - 1 / k:.4f} (no better than "
                        "chance); learner discarded")
@@ -168,7 +178,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
     ensemble.out_dir = str(out)
     ensemble.wall_s = time.perf_counter() - t0
     ensemble.extra = {"alpha": alphas}
-    result = BoostResult(log, ensemble, mode, stopped, str(out), ensemble.wall_s)
+    result = BoostResult(log, ensemble, mode, stopped, str(out), ensemble.wall_s, shrinkage)
     atomic_write(out / "boost.json", json.dumps(result.to_dict(), indent=1).encode())
     atomic_write(out / "rounds.csv", result.to_csv().encode())
     return result

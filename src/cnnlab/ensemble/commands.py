@@ -52,6 +52,9 @@ def register(sub) -> None:
     p.add_argument("--rounds", type=int, default=10, metavar="M", help="number of boosting rounds [10]")
     p.add_argument("--mode", default="loss", choices=("loss", "resample"),
                    help="weak learners see the weights through a weighted loss or weighted resampling [loss]")
+    p.add_argument("--shrinkage", type=float, default=1.0, metavar="NU",
+                   help="multiply every alpha by NU in (0, 1] (scikit-learn's learning_rate; milder reweighting "
+                        "when the first learner is strong) [1: the paper's SAMME]")
     common(p, workers=False)
     p.set_defaults(func=cmd_boost)
 
@@ -234,14 +237,15 @@ def cmd_boost(args: argparse.Namespace) -> int:
               f"{_pct(r.member_top1)}, ensemble {_pct(r.ensemble_top1)} (train {_pct(r.ensemble_train_top1)})",
               flush=True)
 
-    result = boost(cfg, args.rounds, mode=args.mode, out_dir=out, holdout=args.holdout,
+    result = boost(cfg, args.rounds, mode=args.mode, out_dir=out, holdout=args.holdout, shrinkage=args.shrinkage,
                    on_round=None if args.json else line)
     plot_boost(result, out / "boost.png")
     plot = plot_ensemble(result.ensemble, out / "members.png")
     if args.json:
         _write_json(args, result.to_dict())
         return 0
-    t = Table(title=f"SAMME ({result.mode}) on {result.ensemble.data}")
+    nu = f", shrinkage {result.shrinkage:g}" if result.shrinkage != 1 else ""
+    t = Table(title=f"SAMME ({result.mode}{nu}) on {result.ensemble.data}")
     for c in ("round", "weighted error", "alpha", "learner test", "ensemble test", "ensemble train", "weights ESS"):
         t.add_column(c, justify="right")
     for r in result.rounds:
