@@ -181,3 +181,18 @@ def test_init_from_resnet_copies_the_backbone():
     x = torch.randn(1, 1, 96, 96)
     with torch.inference_mode():
         torch.testing.assert_close(fcn.backbone(x)[2], resnet.forward_features(x))
+
+
+def test_the_fixed_final_upsampler_runs_in_fp32_under_autocast():
+    # oneDNN's bf16 transposed convolution with FCN-32s's 64x64 kernel was ~10x slower on CPU than fp32
+    # (benchmarks/bench_fcn_step.py); the fixed upsampler now leaves autocast, so the logits are fp32
+    net = cnnlab.create_model("fcn32s_fastnet").eval()
+    torch.manual_seed(0)
+    nn.init.normal_(net.score_fr.weight, std=0.5)  # the zero-initialised score layer would make every logit 0
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        ref = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = net(x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape == (2, 11, 64, 64)
+    assert float(ref.std()) > 0.1 and torch.allclose(out, ref, atol=0.05 * float(ref.abs().max()))
