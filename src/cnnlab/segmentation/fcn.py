@@ -125,8 +125,11 @@ class FCN(nn.Module):
             score = _crop(self.upscore_pool4(score), pool3) + self.score_pool3(pool3)
         # the fixed final upsampler runs in fp32 even under autocast: on CPUs, oneDNN's bf16 transposed
         # convolution with FCN-32s's 64x64 kernel made a training step 7x slower than the whole fp32 network
-        with torch.autocast(score.device.type, enabled=False):
-            return _crop(self.upscore(score.float()), x)
+        device = score.device.type
+        if device in ("cpu", "cuda") and torch.is_autocast_enabled(device):
+            with torch.autocast(device, enabled=False):
+                return _crop(self.upscore(score.float()), x)
+        return _crop(self.upscore(score), x)
 
 
 def _zero_conv1x1(cin: int, cout: int) -> nn.Conv2d:
