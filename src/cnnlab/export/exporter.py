@@ -157,7 +157,7 @@ def _check(name: str, fmt: str, ref: np.ndarray, got: np.ndarray, atol: float, r
 
 
 def _check_options(format: str, exporter: str, opset: int | None) -> str:
-    """Validate the export options; the exporter ``auto`` resolves to (dynamo unless ``opset`` < 18)."""
+    """Validate the export options and return the exporter to use (``auto``: dynamo, legacy for ``opset`` < 18)."""
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
     if exporter not in ("auto", "dynamo", "legacy"):
