@@ -44,7 +44,7 @@ def step_seconds(name: str, amp: bool, channels_last: bool, batch: int, size: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="fcn32s_fastnet,fcn16s_fastnet,fcn8s_fastnet")
+    ap.add_argument("--models", default="fcn32s_fastnet,fcn16s_fastnet,fcn8s_fastnet,fcn4s_fastnet,fcn2s_fastnet")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--seconds", type=float, default=4.0, help="time per setting [4]")

@@ -18,7 +18,8 @@ SEG = cnnlab.list_models(task="segmentation")
 
 
 def test_registry_task_filter():
-    assert SEG == sorted(f"fcn{s}s_{b}" for s in (8, 16, 32) for b in ("fastnet", "resnet18", "vgg16"))
+    paper = [f"fcn{s}s_{b}" for s in (8, 16, 32) for b in ("fastnet", "resnet18", "vgg16")]
+    assert SEG == sorted(paper + ["fcn2s_fastnet", "fcn4s_fastnet"])
     cls = cnnlab.list_models(task="classification")
     assert not set(SEG) & set(cls) and set(SEG) | set(cls) == set(cnnlab.list_models())
     assert cnnlab.list_models("fcn8s*", task="segmentation") == ["fcn8s_fastnet", "fcn8s_resnet18", "fcn8s_vgg16"]
@@ -109,13 +110,13 @@ def test_bilinear_upsampler_equals_interpolate_in_the_interior(factor):
 def _randomise_scores(model: nn.Module) -> None:
     """Score layers start at zero (§4.3); give them weights so every path shows in the output."""
     torch.manual_seed(1)
-    for name in ("score_fr", "score_pool4", "score_pool3"):
+    for name in ("score_fr", "score_pool4", "score_pool3", "score_pool2", "score_pool1"):
         if hasattr(model, name):
             nn.init.normal_(getattr(model, name).weight, std=0.5)
             nn.init.normal_(getattr(model, name).bias, std=0.5)
 
 
-@pytest.mark.parametrize("stride", [8, 16, 32])
+@pytest.mark.parametrize("stride", [2, 4, 8, 16, 32])
 def test_fusion_matches_an_interpolate_reference(stride):
     """FCN-ks == upsample(score_fr) + skips with F.interpolate (bilinear, align_corners=False), away from
     the border: the skips are added, the upsamplers are bilinear and the crops are aligned."""
@@ -124,18 +125,17 @@ def test_fusion_matches_an_interpolate_reference(stride):
     x = torch.randn(1, 1, 256, 192)
     with torch.no_grad():
         y = net(x)
-        p3, p4, p5 = net.backbone(x)
-        s = net.score_fr(p5)
+        pools = net.backbone(x)
+        s = net.score_fr(pools[4])
 
         def up(t, f):
             return F.interpolate(t, scale_factor=f, mode="bilinear", align_corners=False)
 
-        if stride <= 16:
-            s = up(s, 2) + net.score_pool4(p4)
-        if stride == 8:
-            s = up(s, 2) + net.score_pool3(p3)
+        for k, pool_stride in ((4, 16), (3, 8), (2, 4), (1, 2)):  # pool_k, its stride
+            if stride <= pool_stride:
+                s = up(s, 2) + getattr(net, f"score_pool{k}")(pools[k - 1])
         ref = up(s, stride)
-    m = 64  # border effects of the three upsamplings stay within 2 coarse units
+    m = 64  # border effects of the upsamplings stay within 2 coarse units
     assert y.shape == ref.shape == (1, 3, 256, 192)
     assert ref[..., m:-m, m:-m].std() > 0.1  # O(1) and input dependent
     torch.testing.assert_close(y[..., m:-m, m:-m], ref[..., m:-m, m:-m], rtol=0, atol=1e-4)
@@ -143,11 +143,25 @@ def test_fusion_matches_an_interpolate_reference(stride):
 
 def test_skip_layers_start_at_zero():
     # a new skip starts as the coarser net (§4.2): at init FCN-8s == FCN-16s == FCN-32s's first stage
-    net = cnnlab.create_model("fcn8s_fastnet")
-    for name in ("score_fr", "score_pool4", "score_pool3"):
+    net = cnnlab.create_model("fcn2s_fastnet")
+    for name in ("score_fr", "score_pool4", "score_pool3", "score_pool2", "score_pool1"):
         layer = getattr(net, name)
         assert layer.weight.abs().sum() == 0 and layer.bias.abs().sum() == 0
-    assert net.upscore2.weight[0, 0].equal(bilinear_kernel(4)) and net.upscore2.weight[0, 1].abs().sum() == 0
+    for name in ("upscore2", "upscore_pool4", "upscore_pool3", "upscore_pool2"):  # learned, bilinear at start
+        up = getattr(net, name)
+        assert up.weight.requires_grad and up.weight[0, 0].equal(bilinear_kernel(4))
+        assert up.weight[0, 1].abs().sum() == 0
+    assert not net.upscore.weight.requires_grad and net.upscore.stride == (2, 2)  # the fixed final 2x
+
+
+@pytest.mark.parametrize("stride,skips", [(32, []), (16, [4]), (8, [4, 3]), (4, [4, 3, 2]), (2, [4, 3, 2, 1])])
+def test_each_stride_fuses_the_pools_at_or_above_it(stride, skips):
+    net = FCN(FastNetBackbone((4, 8, 8, 16, 16), in_chans=1), num_classes=3, stride=stride)
+    assert net.skips == skips
+    assert sorted(k for k in range(1, 5) if hasattr(net, f"score_pool{k}")) == sorted(skips)
+    assert net.upscore.stride == (stride, stride)
+    with pytest.raises(ValueError, match="one of 32, 16, 8, 4, 2"):
+        FCN(FastNetBackbone((4, 8, 8, 16, 16), in_chans=1), num_classes=3, stride=64)
 
 
 @pytest.mark.slow
@@ -158,7 +172,7 @@ def test_init_from_vgg_is_convolutionalized_vgg16():
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         fc7_vgg = vgg.forward_head(vgg.forward_features(x), pre_logits=True)
-        fc7_fcn = fcn.head(fcn.backbone(x)[2])
+        fc7_fcn = fcn.head(fcn.backbone(x)[-1])
     # fc6 is padded by 3 (crop-free): only the centre unit of the 7x7 map sees the exact 7x7 window
     torch.testing.assert_close(fc7_fcn[0, :, 3, 3], fc7_vgg[0], rtol=1e-4, atol=1e-5 * fc7_vgg.abs().max().item())
 
@@ -180,7 +194,7 @@ def test_init_from_resnet_copies_the_backbone():
     fcn = init_from_resnet(cnnlab.create_model("fcn8s_resnet18", in_chans=1), resnet).eval()
     x = torch.randn(1, 1, 96, 96)
     with torch.inference_mode():
-        torch.testing.assert_close(fcn.backbone(x)[2], resnet.forward_features(x))
+        torch.testing.assert_close(fcn.backbone(x)[-1], resnet.forward_features(x))
 
 
 def test_the_fixed_final_upsampler_runs_in_fp32_under_autocast():
@@ -196,3 +210,16 @@ def test_the_fixed_final_upsampler_runs_in_fp32_under_autocast():
             out = net(x)
     assert out.dtype == torch.float32 and out.shape == ref.shape == (2, 11, 64, 64)
     assert float(ref.std()) > 0.1 and torch.allclose(out, ref, atol=0.05 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("backbone", ["vgg16", "resnet18", "fastnet"])
+def test_backbones_return_pool1_to_pool5(backbone):
+    # every backbone hands the FCN its five pooled maps, 1/2 ... 1/32 of the input, with the widths it declares
+    from cnnlab.segmentation.fcn import ResNetBackbone, VGGBackbone
+
+    net = {"vgg16": lambda: VGGBackbone("D", 3), "resnet18": lambda: ResNetBackbone(in_chans=3),
+           "fastnet": lambda: FastNetBackbone(in_chans=3)}[backbone]().eval()
+    with torch.no_grad():
+        pools = net(torch.randn(1, 3, 64, 96))
+    assert [tuple(p.shape[1:]) for p in pools] == [(c, 64 // 2**k, 96 // 2**k)
+                                                  for k, c in enumerate(net.channels, start=1)]

@@ -146,3 +146,29 @@ def test_boundary_ignores_void():
     p[:, 5:] = 1  # disagrees only inside the void region
     r = boundary_f1(p, t, tolerance=0)
     assert r["boundary_f1"] == 1.0 and boundary_map(t).sum() == 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_label_map_is_argmax_first_maximum_on_ties(channels_last):
+    from cnnlab.segmentation.metrics import label_map
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 3, (4, 5, 16, 12), generator=g).float()  # many ties
+    if channels_last:
+        scores = scores.contiguous(memory_format=torch.channels_last)
+    ref = scores.argmax(1)
+    got = label_map(scores)
+    assert got.shape == (4, 16, 12) and torch.equal(got, ref)
+    assert (ref != scores.shape[1] - 1 - scores.flip(1).argmax(1)).any()  # ties exist, and the first one wins
+
+
+def test_nll_sum_equals_nll_loss_with_void_pixels():
+    from cnnlab.segmentation.task import nll_sum
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(2, 4, 8, 8, generator=g), 1)
+    mask = torch.randint(0, 4, (2, 8, 8), generator=g)
+    mask[0, :3] = 255
+    ref = torch.nn.functional.nll_loss(probs.log(), mask, ignore_index=255, reduction="sum")
+    assert float(ref) > 10  # O(1) per pixel, input dependent
+    torch.testing.assert_close(nll_sum(probs, mask), ref)

@@ -151,3 +151,11 @@ def test_fcn_with_a_whitened_stem_is_whitened_from_the_scenes_by_fit(scenes, tmp
     assert r.history[-1]["train_loss"] > 0
     spec = DataSpec(11, 1, 64, (64, 64), list(train.classes), list(train.mean), list(train.std))
     assert get_task("segmentation").init_inputs(train, spec, max_pixels=10 * 64 * 64).shape == (10, 1, 64, 64)
+
+
+def test_fcn2s_trains_through_the_engine(scenes, tmp_path):
+    # FCN-2s (pool2 and pool1 skips past the paper's 8s) runs the same engine path; 3 epochs lower the loss
+    root, train, test = scenes
+    r = fit(cfg(tmp_path, root, model="fcn2s_fastnet", epochs=3), train_data=train, test_data=test)
+    assert r.history[-1]["train_loss"] < 0.7 * r.history[0]["train_loss"]
+    assert 0 < r.final["mean_iu"] <= 1 and load_checkpoint(r.run_dir).meta["model"] == "fcn2s_fastnet"

@@ -390,3 +390,19 @@ def test_fit_whitens_the_stem_from_the_training_images_and_keeps_it_frozen(synth
     fit(cfg(tmp_path, epochs=1, lr=0.1, eval_test=False, out_dir=str(tmp_path / "again")), model=model,
         train_data=train.subset(torch.arange(256, 512)))
     assert torch.equal(model.stem.conv.weight, kept)
+
+
+def test_eval_every_evaluates_every_nth_and_the_last_epoch(job, synth, tmp_path):
+    # eval_every=2 over 5 epochs: epochs 2, 4 and 5 are evaluated; the others have empty test columns, are
+    # never the best epoch and the run's final metrics are the last epoch's
+    r = run(job, synth, tmp_path, epochs=5, eval_every=2, optimizer="adam", lr=3e-3, plots=True)
+    evaluated = [row["epoch"] for row in r.history if row["test_top1"] is not None]
+    assert evaluated == [2, 4, 5] and all(row["test_loss"] is None for row in r.history if row["epoch"] in (1, 3))
+    assert r.best["epoch"] in (2, 4, 5) and r.best["metric"] == "test_top1"
+    assert r.final["top1"] == r.history[-1]["test_top1"]
+    lines = (r.run_dir / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert lines[1].split(",")[header.index("test_top1")] == "" != lines[2].split(",")[header.index("test_top1")]
+    assert (r.run_dir / "curves.png").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="eval_every"):
+        TrainConfig(eval_every=0)

@@ -1,4 +1,5 @@
-"""Semantic segmentation: FCN-32s/16s/8s (Long, Shelhamer & Darrell, CVPR 2015), convolutionalization,
+"""Semantic segmentation: FCN-32s/16s/8s (Long, Shelhamer & Darrell, CVPR 2015; and FCN-4s/2s, the same skip
+rule continued to pool2/pool1), convolutionalization,
 the paper's metrics (one confusion matrix over the set) plus a boundary score, colour overlays.
 
 ``convolutionalize(classifier)``; ``create_model("fcn8s_vgg16", num_classes=21)`` (registered with

@@ -121,6 +121,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
     import torch
 
     from cnnlab.predict import load_image
+    from cnnlab.segmentation.metrics import label_map
     from cnnlab.segmentation.render import overlay, write_png
     from cnnlab.segmentation.task import _resize_batch, predict_logits
 
@@ -137,7 +138,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
         x = (u8[None].float() / 255 - mean) / std
         x, _ = _resize_batch(x, None, size)
         with torch.inference_mode():
-            label = predict_logits(model, x.to(dev)).argmax(1).cpu()
+            label = label_map(predict_logits(model, x.to(dev))).cpu()
         counts = torch.bincount(label.flatten(), minlength=len(classes)).double() / label.numel()
         entry = {"image": str(path), "size": [size, size],
                  "fractions": {c: round(float(f), 4) for c, f in zip(classes, counts) if f > 0}}

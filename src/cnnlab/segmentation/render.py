@@ -111,7 +111,7 @@ def render_predictions(images: Any, targets: Any, preds: Any, classes: Sequence[
 
     preds = _np(preds)
     if preds.ndim == 4:
-        preds = preds.argmax(1)
+        preds = preds.argmax(1)  # numpy here
     targets = _np(targets)
     n = min(len(preds), max_rows)
     h, w = targets.shape[-2:]

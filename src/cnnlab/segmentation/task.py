@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.segmentation.metrics import label_map
 from cnnlab.train.task import (
     DataSpec,
     StepContext,
@@ -38,6 +39,14 @@ def _resize_batch(x: torch.Tensor, mask: torch.Tensor | None, size: int) -> tupl
     if mask is not None:
         mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
     return x, mask
+
+
+def nll_sum(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Summed per-pixel ``-log p(true class)`` over labelled pixels (= ``F.nll_loss(probs.log(), mask,
+    ignore_index=255, reduction="sum")``), taking the log of the true class's probability only (1/K of the work)."""
+    valid = mask != IGNORE_INDEX
+    p_true = probs.gather(1, torch.where(valid, mask, 0)[:, None])[:, 0]
+    return -(p_true.clamp_min(1e-12).log() * valid).sum()
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
@@ -103,7 +112,7 @@ class SegmentationTask(Task):
             loss = (per_image * ctx.sample_weights[target["index"].to(ctx.sample_weights.device)]).mean()
         loss, parts = sum_losses(loss)
         valid = mask != IGNORE_INDEX
-        correct = ((logits.detach().argmax(1) == mask) & valid).sum().float()
+        correct = ((label_map(logits.detach()) == mask) & valid).sum().float()
         return StepOutput(loss=loss, n=x.shape[0], score_sum=correct, score_count=float(valid.sum()),
                           parts=parts or None)
 
@@ -132,8 +141,7 @@ class SegmentationTask(Task):
                     probs = predict_logits(model, x, tta)
                 if probs.shape[-2:] != mask.shape[-2:]:  # score at the data's resolution
                     probs = F.interpolate(probs, size=mask.shape[-2:], mode="bilinear", align_corners=False)
-                loss_sum = F.nll_loss(probs.clamp_min(1e-12).log(), mask, ignore_index=IGNORE_INDEX,
-                                      reduction="sum")
+                loss_sum = nll_sum(probs, mask)
                 meter.update(probs, mask, loss_sum)
         finally:
             model.train(was_training)
@@ -159,7 +167,7 @@ class SegmentationTask(Task):
         model.eval()
         with torch.inference_mode():
             xr, _ = _resize_batch(x.to(device), None, spec.img_size)
-            pred = predict_logits(model, xr).argmax(1).cpu()
+            pred = label_map(predict_logits(model, xr)).cpu()
         model.train(was_training)
         if pred.shape[-2:] != images.shape[-2:]:
             pred = F.interpolate(pred[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()

@@ -100,6 +100,8 @@ class TrainConfig:
     restore_best: bool = _f(True, "after early stopping, restore the best epoch's weights")
     # evaluation
     eval_test: bool = _f(True, "evaluate on the test split after each epoch")
+    eval_every: int = _f(1, "evaluate validation/test every N epochs and after the last (the best checkpoint and "
+                            "early stopping see the evaluated epochs only)")
     tta: str = _f("none", "test-time augmentation for evaluation: " + "|".join(TTA_MODES))
     # run directory, logging, checkpoints
     out_dir: str | None = _f(None, "run directory (default runs/MODEL-DATA-TIMESTAMP)")
@@ -181,7 +183,8 @@ class TrainConfig:
         if self.early_stop_metric != "auto" and not self.early_stop_metric.startswith("val_"):
             raise ConfigError(f"early_stop_metric={self.early_stop_metric!r} must be auto or a validation "
                               "metric such as val_loss, val_top1, val_mean_iu")
-        for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "nproc", "step_size", "cycles"):
+        for name in ("epochs", "batch_size", "accum_steps", "eval_batch_size", "nproc", "step_size", "cycles",
+                     "eval_every"):
             at_least(name, 1)
         for name in ("lr", "momentum", "weight_decay", "l1", "grad_clip", "label_smoothing", "input_noise",
                      "ema_decay", "warmup_epochs", "early_stop_patience", "ckpt_every_steps", "threads",

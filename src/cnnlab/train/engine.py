@@ -534,8 +534,14 @@ def _optimizer_step(run: _Run) -> None:
         run.ema.update_parameters(run.net)
 
 
+def is_eval_epoch(cfg: TrainConfig, epoch: int) -> bool:
+    """Whether 0-based ``epoch`` is evaluated: every ``eval_every``-th and the last."""
+    return (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
+
+
 def evaluate_epoch(run: _Run, epoch: int) -> dict[str, Any]:
-    """The epoch's history row: training averages, then validation and test metrics."""
+    """The epoch's history row: training averages, then validation and test metrics (empty columns on the
+    epochs that ``eval_every`` skips)."""
     state, task = run.state, run.task
     seen = max(1, state.epoch_seen)
     row: dict[str, Any] = {
@@ -544,11 +550,12 @@ def evaluate_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         f"train_{task.train_score}": state.epoch_correct / max(1e-9, state.epoch_score_count),
         **{f"train_{k}": v / seen for k, v in state.epoch_parts.items()},
         "epoch_time_s": state.epoch_time, "train_img_per_s": state.epoch_seen / max(1e-9, state.epoch_time)}
+    evaluate = is_eval_epoch(run.cfg, epoch)
     if run.data.val is not None:
-        row.update(task.columns("val", run.evaluate(run.data.val)))
+        row.update(task.columns("val", run.evaluate(run.data.val)) if evaluate else task.empty_columns("val"))
     if run.data.test is not None:
-        run.last_test = run.evaluate(run.data.test)
-        row.update(task.columns("test", run.last_test))
+        run.last_test = run.evaluate(run.data.test) if evaluate else None
+        row.update(task.columns("test", run.last_test) if evaluate else task.empty_columns("test"))
     return row
 
 
@@ -562,7 +569,9 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> bool:
     state.epoch_score_count = 0.0
     state.epoch_parts = {}
     metric, value, higher = _monitor(cfg, row, run.task)
-    if state.best is None or (value > state.best["value"] if higher else value < state.best["value"]):
+    if not is_eval_epoch(cfg, epoch) and (run.data.val is not None or run.data.test is not None):
+        pass  # not evaluated (eval_every): neither a best candidate nor a bad epoch
+    elif state.best is None or (value > state.best["value"] if higher else value < state.best["value"]):
         state.best, state.bad_epochs = {"epoch": epoch + 1, "metric": metric, "value": value}, 0
         run.save("best")
     else:

@@ -227,6 +227,10 @@ class Task:
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         return {f"{prefix}_loss": metrics["loss"], f"{prefix}_{self.score}": metrics[self.score]}
 
+    def empty_columns(self, prefix: str) -> dict[str, Any]:
+        """The ``prefix`` columns with no values (an epoch that ``eval_every`` does not evaluate)."""
+        return dict.fromkeys(self.columns(prefix, _Everything()))
+
     def history_columns(self) -> tuple[str, ...]:
         cols = ["epoch", "lr", "train_loss", f"train_{self.train_score}"]
         for split in ("val", "test"):
