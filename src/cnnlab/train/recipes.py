@@ -63,7 +63,8 @@ RECIPES: dict[str, dict] = {
     # parts (sandal straps, the gap between trouser legs) are drawn; 11 epochs fill the 15-min budget (~72 s
     # of training per epoch here), the test split is scored every 3rd epoch and at the end, with flip TTA.
     # Measured (Xeon with AMX, `cnnlab segment train --recipe scenes-fcn2s`): seed 0 mean IU 0.803 (0.795 without
-    # TTA) in 14.7 min with the test split scored every epoch; seed 1 0.807 (0.800) in 13.5 min.
+    # TTA) in 14.7 min with the test split scored every epoch; seed 1 0.807 (0.800) in 13.5 min; seed 2 0.804
+    # (0.797) in 14.0 min.
     "scenes-fcn2s": dict(task="segmentation", model="fcn2s_fastnet", model_kwargs={"stem": "whitened"},
                          data="fashion-scenes:n_train=20000,fresh=1", epochs=11,
                          batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4, no_decay_norm_bias=True,
