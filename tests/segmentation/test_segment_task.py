@@ -159,3 +159,28 @@ def test_fcn2s_trains_through_the_engine(scenes, tmp_path):
     r = fit(cfg(tmp_path, root, model="fcn2s_fastnet", epochs=3), train_data=train, test_data=test)
     assert r.history[-1]["train_loss"] < 0.7 * r.history[0]["train_loss"]
     assert 0 < r.final["mean_iu"] <= 1 and load_checkpoint(r.run_dir).meta["model"] == "fcn2s_fastnet"
+
+
+def test_segment_cli_on_a_voc_folder(scenes, tmp_path, capsys):
+    # the same commands on a VOC-style folder (JPEGImages/, SegmentationClass/ palette PNGs, ImageSets/):
+    # scenes written by `cnnlab data export --format voc`, read back through voc:DIR
+    root, _, _ = scenes
+    voc = tmp_path / "voc"
+    assert main(["data", "export", SCENES, str(voc), "--format", "voc", "--data-dir", str(root)]) == 0
+    capsys.readouterr()
+    run = tmp_path / "voc-run"
+    assert main(["segment", "train", "--data", f"voc:{voc}", "--model", "fcn8s_fastnet", "--img-size", "64",
+                 "--epochs", "2", "--batch-size", "16", "--optimizer", "adam", "--lr", "0.003", "--threads", "1",
+                 "--no-tensorboard", "--no-plots", "--quiet", "--out-dir", str(run)]) == 0
+    capsys.readouterr()
+    final = json.loads((run / "result.json").read_text())["final"]
+    ckpt = load_checkpoint(run)
+    assert ckpt.meta["classes"][0] == "background" and ckpt.meta["num_classes"] == 11
+    assert 0 < final["mean_iu"] <= 1 and final["n"] == 32 * 64 * 64  # every test pixel scored once
+    assert main(["segment", "eval", "--checkpoint", str(run), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["data"] == f"voc:{voc}" and ev["mean_iu"] == pytest.approx(final["mean_iu"], abs=1e-6)
+    image = voc / "JPEGImages" / "test_000000.png"  # lossless: masks and images stay exact
+    assert main(["segment", "predict", "--checkpoint", str(run), str(image), "--out", str(tmp_path / "p"),
+                 "--json"]) == 0
+    assert abs(sum(json.loads(capsys.readouterr().out)[0]["fractions"].values()) - 1) < 0.01
