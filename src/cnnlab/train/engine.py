@@ -569,12 +569,13 @@ def _end_of_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> bool:
     state.epoch_score_count = 0.0
     state.epoch_parts = {}
     metric, value, higher = _monitor(cfg, row, run.task)
-    if not is_eval_epoch(cfg, epoch) and (run.data.val is not None or run.data.test is not None):
-        pass  # not evaluated (eval_every): neither a best candidate nor a bad epoch
-    elif state.best is None or (value > state.best["value"] if higher else value < state.best["value"]):
+    # an epoch that eval_every skips is neither a best candidate nor a bad epoch (without val/test data the
+    # training loss picks the best, every epoch)
+    scored = is_eval_epoch(cfg, epoch) or (run.data.val is None and run.data.test is None)
+    if scored and (state.best is None or (value > state.best["value"] if higher else value < state.best["value"])):
         state.best, state.bad_epochs = {"epoch": epoch + 1, "metric": metric, "value": value}, 0
         run.save("best")
-    else:
+    elif scored:
         state.bad_epochs += 1
     per_cycle = cfg.epochs // cfg.cycles
     if cfg.schedule == "cyclic" and state.epoch % per_cycle == 0:  # Huang et al. 2017; written before `last`,
