@@ -406,3 +406,12 @@ def test_eval_every_evaluates_every_nth_and_the_last_epoch(job, synth, tmp_path)
     assert (r.run_dir / "curves.png").stat().st_size > 1000
     with pytest.raises(ConfigError, match="eval_every"):
         TrainConfig(eval_every=0)
+
+
+def test_early_stopping_counts_evaluated_epochs_only(job, synth, tmp_path):
+    # lr 0: the validation score never improves; with eval_every=2 the first score is epoch 2 (the best), the
+    # next at epoch 4 is the one bad epoch that patience 1 allows -> stop after epoch 4, not after epoch 3
+    r = run(job, synth, tmp_path, epochs=8, eval_every=2, val_fraction=0.25, early_stop_patience=1, lr=0.0,
+            momentum=0.0)
+    assert [row["epoch"] for row in r.history] == [1, 2, 3, 4]
+    assert r.best["epoch"] == 2 and r.best["metric"] == "val_top1"
