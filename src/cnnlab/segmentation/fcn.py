@@ -107,8 +107,7 @@ class FCN(nn.Module):
         # skip k fuses pool_k (1/2^k); the paper's names: upscore2 + score_pool4, upscore_pool4 + score_pool3, ...
         self.skips = [k for k in (4, 3, 2, 1) if 2**k >= stride]
         for k in self.skips:
-            up_name = "upscore2" if k == 4 else f"upscore_pool{k + 1}"
-            setattr(self, up_name, bilinear_upsampler(num_classes, 2))
+            setattr(self, _upsampler_name(k), bilinear_upsampler(num_classes, 2))
             setattr(self, f"score_pool{k}", _zero_conv1x1(backbone.channels[k - 1], num_classes))
         self.upscore = bilinear_upsampler(num_classes, stride, trainable=False)
 
@@ -125,7 +124,7 @@ class FCN(nn.Module):
         pools = self.backbone(x)  # pool1 ... pool5
         score = self.score_fr(self.head(pools[4]))
         for k in self.skips:
-            up = self.upscore2 if k == 4 else getattr(self, f"upscore_pool{k + 1}")
+            up = getattr(self, _upsampler_name(k))
             score = _crop(up(score), pools[k - 1]) + getattr(self, f"score_pool{k}")(pools[k - 1])
         # the fixed final upsampler runs in fp32 even under autocast: on CPUs, oneDNN's bf16 transposed
         # convolution with FCN-32s's 64x64 kernel made a training step 7x slower than the whole fp32 network
@@ -134,6 +133,11 @@ class FCN(nn.Module):
             with torch.autocast(device, enabled=False):
                 return _crop(self.upscore(score.float()), x)
         return _crop(self.upscore(score), x)
+
+
+def _upsampler_name(k: int) -> str:
+    """The learned 2x upsampling before the pool_k skip, named as in the paper's nets (upscore2, upscore_pool4)."""
+    return "upscore2" if k == 4 else f"upscore_pool{k + 1}"
 
 
 def _zero_conv1x1(cin: int, cout: int) -> nn.Conv2d:
