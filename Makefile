@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # pip on this kind of machine warns once per package about an unused local index; keep real errors.
 PIP_QUIET_FILTER := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: demo test bench lint data venv clean
+.PHONY: demo test bench lint data browser venv clean
 
 venv: $(STAMP)
 
@@ -32,10 +32,24 @@ data:
 		echo "  (or let cnnlab download it: cnnlab data fetch fashion-mnist --download)"; \
 	fi
 
+# Chromium for the browser tests (playwright drives Debian's binary; playwright's own download is unreachable).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "chromium: found at $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "chromium: installing Debian package chromium"; \
+		(apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) && \
+		echo "chromium: installed at $(CHROMIUM)"; \
+	else \
+		echo "chromium: not found; the browser tests will be skipped. Run: sudo apt-get install chromium"; \
+	fi
+
 demo: $(STAMP) data
 	$(PY) -m cnnlab.demo
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15
 
 bench: $(STAMP) data
