@@ -21,6 +21,7 @@ from cnnlab.models import (  # noqa: F401 - importing a family module registers 
 )
 from cnnlab.models._base import AuxOutputs, ClassifierMixin
 from cnnlab.models._registry import (
+    MODELS,
     ModelInfo,
     PretrainedSource,
     create_model,
@@ -29,10 +30,10 @@ from cnnlab.models._registry import (
     register_model,
 )
 from cnnlab.models.senet import add_se
-from cnnlab.segmentation import models as _fcn  # noqa: F401 - registers the FCNs (task="segmentation")
 
 __all__ = [
     "AuxOutputs",
+    "MODELS",
     "add_se",
     "ClassifierMixin",
     "ModelInfo",

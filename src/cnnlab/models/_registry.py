@@ -8,7 +8,6 @@ makes the builder attach that information to the model it returns as ``model.pre
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from cnnlab.errors import ConfigError, UnknownModelError
+from cnnlab.registry import TASKS, Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,7 +83,7 @@ class ModelInfo:
         return cfg
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+MODELS: Registry[ModelInfo] = Registry("model", UnknownModelError, hint="`cnnlab models` lists all {n}")
 
 
 def register_model(
@@ -93,12 +93,10 @@ def register_model(
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
 
         @functools.wraps(builder)
         def build(**kwargs: Any) -> nn.Module:
-            info = _REGISTRY[name]
+            info = MODELS.get(name)
             kwargs.setdefault("num_classes", info.num_classes)
             kwargs.setdefault("in_chans", info.in_chans)
             kwargs.setdefault("img_size", info.default_size)
@@ -112,21 +110,18 @@ def register_model(
 
         info.setdefault("family", builder.__module__.rsplit(".", 1)[-1])
         info.setdefault("paper", "")
-        _REGISTRY[name] = ModelInfo(name=name, fn=build, **info)
+        MODELS.register(name, ModelInfo(name=name, fn=build, **info))
         return build
 
     return decorate(fn) if fn is not None else decorate
 
 
-TASKS = ("classification", "segmentation")
-
-
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
     """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*") and by
-    ``task`` (``"classification"`` or ``"segmentation"``; ``None``: all)."""
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    names = sorted(n for n, info in _REGISTRY.items() if task is None or info.task == task)
+    ``task`` (a registered task: ``"classification"``, ``"segmentation"``, ...; ``None``: all)."""
+    if task is not None:
+        TASKS.get(task)  # an unknown task is one error naming the known ones
+    names = [n for n, info in MODELS.items() if task is None or info.task == task]
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
@@ -134,14 +129,7 @@ def list_models(pattern: str | None = None, task: str | None = None) -> list[str
 
 def get_model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name``; unknown names raise with the closest matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (`cnnlab models` lists all {len(_REGISTRY)})"
-        ) from None
+    return MODELS.get(name)
 
 
 def create_model(
