@@ -122,7 +122,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
 
     from cnnlab.predict import load_image
     from cnnlab.segmentation.metrics import label_map
-    from cnnlab.segmentation.render import overlay, write_png
+    from cnnlab.segmentation.render import panel, write_png
     from cnnlab.segmentation.task import _resize_batch, predict_logits
 
     ckpt, model, dev = _load(checkpoint, device)
@@ -146,9 +146,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
             out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
             shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
                                                     align_corners=False).round().clamp(0, 255).to(torch.uint8)
-            rgb = overlay(shown[0], torch.zeros_like(label[0]))  # the image itself (nothing blended)
-            sep = np.full((size, 2, 3), 255, dtype=np.uint8)
-            write_png(out, np.concatenate([rgb, sep, overlay(shown[0], label[0])], axis=1))
+            write_png(out, panel(shown[0], None, label[0]))  # image | prediction over its grey copy
             entry["overlay"] = str(out)
         entry["labels"] = label[0]
         results.append(entry)
