@@ -95,7 +95,7 @@ def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: s
     metrics = SegmentationTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
                                           channels_last=False, tta=tta)
     return {"checkpoint": str(ckpt.path), "data": name, "split": split, "tta": tta, "classes": spec.classes,
-            **metrics}
+            "images": len(ds), **metrics}  # metrics' n: labelled pixels scored
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -104,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
-    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):")
+    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, {r['n']} labelled pixels, "
+          f"TTA {r['tta']}):")
     print(f"  pixel acc {100 * r['pixel_acc']:.2f}%  mean acc {100 * r['mean_acc']:.2f}%  "
           f"mean IU {r['mean_iu']:.4f}  f.w. IU {r['fw_iu']:.4f}  loss {r['loss']:.4f}")
     width = max(len(c) for c in r["classes"])
