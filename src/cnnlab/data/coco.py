@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.dense import IGNORE, DenseDataset, check_boxes
-from cnnlab.data.voc import (
+from cnnlab.data.arrays import IGNORE, DenseDataset, check_boxes
+from cnnlab.data.images import (
     pick_channels,
     pick_size,
+    png_bytes,
     read_images,
     sample_stats,
     scale_boxes,
@@ -304,7 +305,6 @@ def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:
     from PIL import Image
 
     from cnnlab._io import atomic_write
-    from cnnlab.data.voc import _png_bytes
 
     if ds.boxes is None:
         raise DataError(f"{ds.name}: no boxes to write as COCO annotations")
@@ -315,7 +315,7 @@ def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:
     for i in range(len(ds)):
         fname = f"{i:06d}.png"
         img = ds.images[i].permute(1, 2, 0).numpy()
-        atomic_write(folder / fname, _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
+        atomic_write(folder / fname, png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
         images.append({"id": i, "file_name": fname, "width": w, "height": h})
         for b, c in zip(ds.boxes[i].tolist(), ds.labels[i].tolist()):
             bw, bh = b[2] - b[0], b[3] - b[1]

@@ -14,7 +14,7 @@ DEFAULT_DATA = "fashion-scenes"
 
 
 def register(sub) -> None:
-    from cnnlab.train.commands import add_train_arguments
+    from cnnlab.cli_support import add_train_arguments
 
     p = sub.add_parser("segment", help="semantic segmentation: FCN-32s/16s/8s train, eval, predict",
                        description="Train, evaluate and apply segmentation models (FCN, Long et al. 2015).")

@@ -165,11 +165,11 @@ class Task:
         if hasattr(train, "set_epoch"):
             train.set_epoch(0)
         n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
-        from cnnlab.data.loader import _Finisher  # the loaders' own uint8 -> normalised float step
+        from cnnlab.data.loader import BatchFinisher  # the loaders' own uint8 -> normalised float step
 
         part = train.subset(torch.arange(n))
         images = part.images if hasattr(part, "images") else part.to_array().images
-        normalise = _Finisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
+        normalise = BatchFinisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
         return resize_input(normalise(images, None), spec.img_size)
 
     # ----------------------------------------------------------------- model
