@@ -30,8 +30,8 @@ def build_config(args: argparse.Namespace):
     """TrainConfig from --recipe, --config and the flags (or the resumed run's config)."""
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.config import TrainConfig, cli_overrides
-    from cnnlab.train.engine import RESUME_MUTABLE
     from cnnlab.train.recipes import get_recipe
+    from cnnlab.train.run import RESUME_MUTABLE
 
     overrides = cli_overrides(args)
     if args.quiet and "progress" not in overrides:

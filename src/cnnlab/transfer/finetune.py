@@ -31,6 +31,7 @@ from torch import nn
 from cnnlab.data.folder import FolderDataset
 from cnnlab.errors import ConfigError, DataError, WeightsError
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.rundir import default_run_dir
 from cnnlab.transfer.data import (
     channel_stats_for,
     few_shot_indices,
@@ -181,8 +182,7 @@ def _preprocessing(info, resolved, img_size: int | None) -> dict[str, Any]:
 def _run_dir(cfg: TrainConfig, model: str, mode: str) -> Path:
     if cfg.out_dir:
         return Path(cfg.out_dir)
-    data = cfg.data.replace("imagefolder:", "").rstrip("/").replace("/", "_").replace(":", "_")
-    return Path("runs") / f"{model}-{mode}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return default_run_dir(cfg.data, model, mode)
 
 
 def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | None = None,
