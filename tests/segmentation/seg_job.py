@@ -39,7 +39,7 @@ class KillAt:
 
 
 def evaluate_sharded(ckpt: str, out: str, rank: int, world: int, port: int) -> None:
-    from cnnlab.segmentation.commands import evaluate_checkpoint
+    from cnnlab.train.evaluation import evaluate_checkpoint
 
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                          world_size=world)

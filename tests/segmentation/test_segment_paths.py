@@ -17,7 +17,7 @@ from PIL import Image
 from cnnlab.cli import main
 from cnnlab.data import load_dataset
 from cnnlab.segmentation.metrics import confusion_matrix, segmentation_scores
-from cnnlab.segmentation.task import SegmentationTask, predict_logits
+from cnnlab.segmentation.task import SegmentationTask, predict_probs
 from cnnlab.train import TrainConfig, fit, load_checkpoint
 from cnnlab.train.task import DataSpec, StepContext
 
@@ -76,7 +76,7 @@ def test_segment_eval_text_counts_pixels_and_images(run, scenes, capsys):
 
 
 def test_segment_predict_labels_are_the_models_forward(run, scenes, tmp_path, capsys):
-    from cnnlab.segmentation.commands import segment_images
+    from cnnlab.segmentation import segment_images
     from cnnlab.segmentation.render import overlay
 
     _, _, test = scenes
@@ -107,7 +107,7 @@ def test_flip_tta_averages_with_the_mirrored_prediction(run, scenes):
     x = _normalised(test.images[:8], ckpt.meta)
     with torch.no_grad():
         plain, mirrored = F.softmax(model(x), 1), F.softmax(model(x.flip(-1)), 1).flip(-1)
-        tta = predict_logits(model, x, "flip")
+        tta = predict_probs(model, x, "flip")
     torch.testing.assert_close(tta, (plain + mirrored) / 2)
     assert (plain - mirrored).abs().max() > 0.05  # the model is not mirror-symmetric: the check has teeth
     m = ckpt.meta
@@ -169,8 +169,8 @@ def test_segmentation_killed_mid_epoch_resumes_bit_identical(scenes, tmp_path):
 
 @pytest.mark.slow  # two fresh Python processes importing torch: ~10 s on an idle 2-core machine
 def test_two_process_evaluation_equals_one_process(run, tmp_path):
-    from cnnlab.segmentation.commands import evaluate_checkpoint
     from cnnlab.train.distributed import free_port
+    from cnnlab.train.evaluation import evaluate_checkpoint
 
     one = evaluate_checkpoint(str(run.run_dir), batch_size=3, device="cpu", data=seg_job.EVAL_DATA)
     port, out = free_port(), tmp_path / "two.json"

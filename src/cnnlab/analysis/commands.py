@@ -25,9 +25,16 @@ def _print_summary(s, fmt: str) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from cnnlab.analysis import inspect
 
-    s = inspect(args.model, args.input, depth=args.depth)
+    model = args.model
+    if Path(model).exists():  # a run directory or checkpoint file: the trained net at its trained input size
+        from cnnlab.train.checkpoint import load_checkpoint
+
+        model = load_checkpoint(model).build_model()
+    s = inspect(model, args.input, depth=args.depth)
     _print_summary(s, args.format)
     return 0
 
@@ -75,7 +82,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add ``inspect``, ``calc`` and ``compare`` to the ``cnnlab`` sub-parsers."""
     p = sub.add_parser("inspect", help="per-layer shapes, params, MACs, receptive field, memory of a model")
-    p.add_argument("model", help="registered model name (see `cnnlab models`)")
+    p.add_argument("model", help="registered model name (see `cnnlab models`), or a run directory / checkpoint")
     p.add_argument("--input", default=None, metavar="CxHxW",
                    help="input size without batch, e.g. 3x224x224 (default: the model's own)")
     p.add_argument("--depth", type=int, default=3, help="deepest module level shown (default 3; -1: all)")

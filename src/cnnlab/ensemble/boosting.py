@@ -40,7 +40,7 @@ from cnnlab.ensemble.members import (
     member_config,
     out_dir_for,
     run_members,
-    spec_of,
+    source_of,
     torch_threads,
 )
 from cnnlab.errors import ConfigError
@@ -120,7 +120,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
         raise ConfigError(f"--shrinkage must be a number in (0, 1], got {shrinkage!r}")
     t0 = time.perf_counter()
     out = out_dir_for("boost", cfg, out_dir)
-    spec = spec_of(cfg, holdout)
+    spec = source_of(cfg, holdout)
     data = data or load_data(spec)
     train, test = data.train, data.test
     n, k = len(train), train.num_classes

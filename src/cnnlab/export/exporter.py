@@ -226,7 +226,7 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     line when the model cannot be exported or the file does not reproduce PyTorch's outputs.
     """
     exporter = _check_options(format, exporter, opset)
-    loaded = load_model(source, weights)
+    loaded = load_model(source, weights, tasks=("classification", "segmentation"))
     model = loaded.model.eval()
     path = Path(path) if path is not None else Path(f"{loaded.name}{SUFFIX[format]}")
     x1 = reference_input(loaded, 1)
