@@ -39,7 +39,7 @@ class SmallNet(ClassifierMixin, nn.Module):
 
 def test_attributions_sum_to_the_score_difference(tmp_path):
     model = SmallNet().eval()
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         f = model(x)[0] - model(torch.zeros_like(x))[0]
     for t in range(4):
