@@ -104,7 +104,7 @@ def test_segment_predict_labels_are_the_models_forward(run, scenes, tmp_path, ca
 def test_flip_tta_averages_with_the_mirrored_prediction(run, scenes):
     _, _, test = scenes
     ckpt, model = _model(run)
-    x = _normalised(test.images[:8], ckpt.meta)
+    x = _normalised(test.images[:4], ckpt.meta)
     with torch.no_grad():
         plain, mirrored = F.softmax(model(x), 1), F.softmax(model(x.flip(-1)), 1).flip(-1)
         tta = predict_probs(model, x, "flip")
@@ -112,7 +112,7 @@ def test_flip_tta_averages_with_the_mirrored_prediction(run, scenes):
     assert (plain - mirrored).abs().max() > 0.05  # the model is not mirror-symmetric: the check has teeth
     m = ckpt.meta
     spec = DataSpec(11, 1, 64, (64, 64), list(m["classes"]), m["mean"], m["std"])
-    sub = test.subset(range(8))
+    sub = test.subset(range(4))
     r = SegmentationTask().evaluate(model, sub, spec, batch_size=3, device=torch.device("cpu"), amp="off",
                                     channels_last=False, tta="flip")
     assert r["confusion"] == confusion_matrix(tta.argmax(1), sub.masks, 11).tolist()

@@ -161,7 +161,7 @@ def _coco_mask_api():
         from faster_coco_eval.core import mask
     except ImportError:
         raise DataError("COCO polygon masks need faster-coco-eval (COCO's own decoder): pip install "
-                        "'cnnlab[detect]', or load boxes only with masks=False") from None
+                        "'cnnlab[detect]' (or, in Python, load_dataset(..., masks=False) for boxes only)") from None
     return mask
 
 
@@ -277,6 +277,8 @@ def _image_mask(ann: Path, fname: str, anns: list[dict], hw: tuple[int, int], ca
         if a.get("segmentation"):
             try:
                 region = rasterize(a["segmentation"], *hw)
+            except DataError:
+                raise
             except (ValueError, KeyError, TypeError, RuntimeError) as e:
                 raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
             canvas[region] = IGNORE if a.get("iscrowd", 0) else cat_index[a["category_id"]]
