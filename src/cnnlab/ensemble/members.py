@@ -78,10 +78,10 @@ def _in_memory(ds, mean=None, std=None):
 def load_data(spec: DataSource, need_test: bool = True) -> MemberData:
     """The training images (``train_subset`` applied as :func:`cnnlab.train.fit` does) and the evaluation
     images: the dataset's test split, normalised and sized like the training images, or a hold-out."""
-    from cnnlab.data import load_dataset, stratified_split
+    from cnnlab.data import DenseDataset, load_dataset, stratified_split
 
     train = load_dataset(spec.name, split="train", data_dir=spec.data_dir)
-    if not hasattr(train, "labels"):
+    if isinstance(train, DenseDataset):
         raise DataError(f"{spec.name} is dense data (masks/boxes, no label per image); cv, bag, boost, biasvar "
                         "and ensemble --eval take classification data such as fashion-mnist or imagefolder:DIR")
     folder = spec.name.startswith("imagefolder:")
