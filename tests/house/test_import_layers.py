@@ -135,3 +135,18 @@ def test_checker_sees_cycles_and_upward_imports():
                                            ("cnnlab.data.catalog", 4.1), ("cnnlab.data.arrays", 4.4)])
 def test_layer_table(module, layer):
     assert layer_of(module) == layer
+
+
+def private_imports() -> list[str]:
+    """``from cnnlab.x import _name`` anywhere in src: what another module uses must be public."""
+    found = []
+    for f in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cnnlab"):
+                found += [f"{module_name(f)} imports {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    assert private_imports() == []

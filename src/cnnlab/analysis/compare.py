@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab._io import save_figure
-from cnnlab.analysis.summary import _bytes, _geo_str, inspect
+from cnnlab.analysis.summary import format_bytes, format_geo, inspect
 from cnnlab.errors import ConfigError
 
 __all__ = ["CompareRow", "compare", "published_accuracy", "ball_chart", "format_compare"]
@@ -90,7 +90,7 @@ def format_compare(rows: Sequence[CompareRow], fmt: str = "table") -> str:
 
     head = ["Model", "Input", "Params", "MACs", "Peak act.", "RF", "Top-1 %", "Top-5 %", "Source"]
     cells = [[r.name, "x".join(map(str, r.input_size)), f"{r.params:,}", format_macs(r.macs),
-              _bytes(r.peak_activation_bytes), _geo_str(r.receptive_field),
+              format_bytes(r.peak_activation_bytes), format_geo(r.receptive_field),
               "-" if r.top1 is None else f"{r.top1:.2f}", "-" if r.top5 is None else f"{r.top5:.2f}",
               r.source or "no published figure"] for r in rows]
     if fmt == "json":

@@ -130,8 +130,8 @@ class Summary:
     def _cells(self, r: LayerRow, indent: bool) -> list[str]:
         name = ("  " * (r.depth - 1) + r.name) if indent else r.name
         return [name, r.type, _shape(r.input_shape), _shape(r.output_shape), f"{r.params:,}",
-                f"{r.macs:,}", f"{r.other_ops:,}", _geo_str(r.receptive_field), _geo_str(r.jump),
-                _bytes(r.activation_bytes)]
+                f"{r.macs:,}", f"{r.other_ops:,}", format_geo(r.receptive_field), format_geo(r.jump),
+                format_bytes(r.activation_bytes)]
 
     _HEAD = ("Layer", "Type", "Input", "Output", "Params", "MACs", "Other ops", "RF", "Jump", "Act. mem")
 
@@ -139,11 +139,11 @@ class Summary:
         return [
             f"Input: {_shape((1, *self.input_size))}   Output: {_shape(self.output_shape)}",
             f"Total params: {self.total_params:,}  (trainable {self.trainable_params:,}, "
-            f"frozen {self.frozen_params:,}; {_bytes(self.param_bytes)})",
+            f"frozen {self.frozen_params:,}; {format_bytes(self.param_bytes)})",
             f"MACs: {self.total_macs:,} ({format_macs(self.total_macs)}; FLOPs = 2 x MACs = "
             f"{format_macs(self.total_flops, 'FLOPs')})   other ops: {self.total_other_ops:,}",
-            f"Peak activation memory (batch 1, inference): {_bytes(self.peak_activation_bytes)}   "
-            f"Receptive field: {_geo_str(self.receptive_field)}",
+            f"Peak activation memory (batch 1, inference): {format_bytes(self.peak_activation_bytes)}   "
+            f"Receptive field: {format_geo(self.receptive_field)}",
             "MACs count conv, transposed conv, linear and matmul multiply-adds; BN, pooling, "
             "activations and elementwise ops are 'other ops'.",
         ]
@@ -186,7 +186,7 @@ class Summary:
         for r in self.visible_rows(depth):
             w.writerow((r.depth, r.name, r.type, _shape(r.input_shape), _shape(r.output_shape), r.params,
                         r.trainable_params, r.frozen_params, r.macs, r.other_ops,
-                        _geo_str(r.receptive_field), _geo_str(r.jump), r.activation_bytes))
+                        format_geo(r.receptive_field), format_geo(r.jump), r.activation_bytes))
         return buf.getvalue()
 
     def to_json(self, depth: int | None = None, indent: int | None = 2) -> str:
@@ -207,7 +207,7 @@ def _shape(s: Sequence[int] | None) -> str:
     return "-" if s is None else "x".join(str(d) for d in s)
 
 
-def _bytes(n: int) -> str:
+def format_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -232,7 +232,7 @@ def format_macs(n: int | float, unit: str = "MACs") -> str:
     return f"{v:.{decimals}f} {prefix}{unit}"
 
 
-def _geo_str(v: Any) -> str:
+def format_geo(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, tuple):

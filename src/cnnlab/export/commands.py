@@ -7,9 +7,9 @@ import json
 
 
 def _size(n: int) -> str:
-    from cnnlab.analysis.summary import _bytes
+    from cnnlab.analysis.summary import format_bytes
 
-    return _bytes(n)
+    return format_bytes(n)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

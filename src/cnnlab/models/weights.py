@@ -80,7 +80,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def _meta(info: ModelInfo, src: PretrainedSource | None) -> dict[str, Any]:
+def weights_meta(info: ModelInfo, src: PretrainedSource | None) -> dict[str, Any]:
     if src is None:
         return {"mean": list(info.mean), "std": list(info.std), "input_size": info.default_size,
                 "resize_size": round(info.default_size / 0.875), "interpolation": "bilinear"}
@@ -214,7 +214,7 @@ def resolve_weights(info: ModelInfo, weights: Any) -> ResolvedWeights:
     tag, path = parse_weights(weights, info)
     if path is not None:
         sd = read_state_dict(path)
-        return ResolvedWeights(sd, path, _head_classes(info, sd), meta={**_meta(info, None), "tag": "file"})
+        return ResolvedWeights(sd, path, _head_classes(info, sd), meta={**weights_meta(info, None), "tag": "file"})
     sources = pretrained_sources(info)
     if not sources:
         raise WeightsError(f"no ImageNet weights are known for {info.name}; pass a file path instead")
@@ -260,7 +260,7 @@ def _load_source(info: ModelInfo, src: PretrainedSource) -> ResolvedWeights | No
         if not path.is_file():
             return None
         sd, origin = read_state_dict(path), str(path)
-    return ResolvedWeights(sd, origin, _head_classes(info, sd), dict(src.model_kwargs), _meta(info, src))
+    return ResolvedWeights(sd, origin, _head_classes(info, sd), dict(src.model_kwargs), weights_meta(info, src))
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:

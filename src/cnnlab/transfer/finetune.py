@@ -169,9 +169,9 @@ def _no_weights(weights: Any) -> bool:
 def _preprocessing(info, resolved, img_size: int | None) -> dict[str, Any]:
     """Input size, resize, interpolation, mean, std: the weights' (or the model's defaults from scratch),
     with the resize scaled along when ``img_size`` overrides the input size."""
-    from cnnlab.models.weights import _meta
+    from cnnlab.models.weights import weights_meta
 
-    meta = dict(resolved.meta) if resolved is not None else _meta(info, None)
+    meta = dict(resolved.meta) if resolved is not None else weights_meta(info, None)
     pre = {k: meta[k] for k in ("input_size", "resize_size", "interpolation", "mean", "std")}
     if img_size is not None and img_size != pre["input_size"]:
         pre["resize_size"] = round(img_size * pre["resize_size"] / pre["input_size"])
