@@ -20,8 +20,9 @@ from rich.console import Console
 from cnnlab.train.hardware import CPU_KINDS, CpuInfo
 from cnnlab.train.recipes import SpeedTarget
 
-# Overrides that change neither what is trained nor how fast: a run with any other override is not judged.
-NEUTRAL_OVERRIDES = frozenset({"out_dir", "progress", "plots", "tensorboard", "seed", "threads"})
+# Overrides that leave the recipe as its target was measured (threads and device are named in the verdict):
+# a run with any other override is not judged.
+NEUTRAL_OVERRIDES = frozenset({"out_dir", "progress", "plots", "tensorboard", "seed", "threads", "device"})
 
 
 @dataclass(frozen=True)
