@@ -90,8 +90,9 @@ def train_demo(console: Console | None = None, out_dir: str = "runs/fashion-fast
     cpu, threads = cpu_info(), cfg.threads or torch.get_num_threads()
     target = TARGETS.get(recipe)
     changed = sorted(set(overrides) - NEUTRAL_OVERRIDES)
-    console.print(f"\n[bold]CPU[/] {cpu.model}, {cpu.cores} cores: {CPU_KINDS[cpu.kind]}; "
-                  f"{resolve_amp(cfg.amp, device)[1]}; {threads} threads on {device}")
+    console.print(f"\n[bold]CPU[/] {cpu.model}, {cpu.cores} cores, {CPU_KINDS[cpu.kind].split(':')[0]}; "
+                  f"precision path: {resolve_amp(cfg.amp, device)[1]}; {threads} thread{'s' * (threads != 1)} "
+                  f"on {device}")
     if target is not None:
         console.print(f"[bold]target[/] {target.describe()}, set on {target.machine} at {target.threads} threads")
     console.print(f"[bold]Training[/] {cfg.model} on {cfg.data} with the [bold]{recipe}[/] recipe "
