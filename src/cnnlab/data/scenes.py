@@ -103,7 +103,7 @@ def _split_code(split: str) -> int:
     return {"train": 0, "test": 1}[split]
 
 
-def _load_items(split: str, data_dir, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_items(split: str, data_dir, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST ``split`` as (uint8 ``[M, 28, 28]``, labels), read once per process (the files are fixed)."""
     return _read_items(split, None if data_dir is None else str(Path(data_dir).expanduser()), download)
 
@@ -342,9 +342,9 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
                                                     "seconds": time.perf_counter() - t0})
         except (SafetensorError, OSError, ValueError, KeyError) as e:
             warnings.warn(f"{path}: unreadable scene cache ({e}); generating it again", UserWarning, stacklevel=2)
-    items = _load_items(split, data_dir, download)
+    items = load_items(split, data_dir, download)
     arrays = generate_scenes(split, n, cfg, items)
-    mean, std = _stats(cfg, items if split == "train" else _load_items("train", data_dir, download))
+    mean, std = _stats(cfg, items if split == "train" else load_items("train", data_dir, download))
     t = _as_tensors(arrays)
     if cache:
         header = {"settings": json.dumps(meta["settings"]), "classes": json.dumps(scene_classes()),
@@ -446,5 +446,5 @@ def load_scenes(name: str, split: str = "train", data_dir=None, download: bool =
         return ds
     settings = ds.meta["settings"]  # exactly the settings that made epoch 0, make_scenes' defaults included
     cfg = SceneConfig(**{k: settings[k] for k in SceneConfig.__dataclass_fields__})
-    return SceneStream(ds, cfg, len(ds), _load_items("train", data_dir, download))
+    return SceneStream(ds, cfg, len(ds), load_items("train", data_dir, download))
 
