@@ -84,6 +84,6 @@ def test_percentile_interval_agrees_with_scipy():
     ours = bootstrap_accuracy(flags, labels, resamples=4000, seed=0)
     ref = bootstrap((flags.numpy().astype(float),), np.mean, n_resamples=4000, method="percentile",
                     confidence_level=0.95, random_state=1).confidence_interval
-    assert ours.top1.low == pytest.approx(ref.low, abs=0.004)
-    assert ours.top1.high == pytest.approx(ref.high, abs=0.004)
+    assert ours.top1.low == pytest.approx(ref.low, abs=0.0015)
+    assert ours.top1.high == pytest.approx(ref.high, abs=0.0015)
     assert ref.high - ref.low > 0.03  # the check is not vacuous: a ~3.5-point interval
