@@ -1,0 +1,136 @@
+"""The page in a real browser (Debian Chromium driven by playwright): what a person would check.
+
+Each test looks at one tab, keeps a screenshot (``screenshots`` fixture) and asserts that no request
+left 127.0.0.1 (no CDN font or script, no analytics).
+"""
+
+import re
+
+import pytest
+
+from cnnlab.analysis import inspect
+
+pytestmark = pytest.mark.usefixtures("ui_url")
+
+TIMEOUT = 90_000  # ms; a loaded 2-core machine runs a 224 px CAM in seconds, never this long
+
+
+def open_tab(page, url: str, tab: str) -> None:
+    page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+
+
+def pick(page, elem_id: str, value: str) -> None:
+    """Type ``value`` into a Gradio dropdown and take it (as a person picks from the list)."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    box.press("Enter")
+
+
+LOADED_IMAGE = "sel => { const i = document.querySelector(sel + ' img'); return i && i.complete && i.naturalWidth > 0; }"
+
+
+def natural_width(page, selector: str) -> int:
+    """The natural width of the image in ``selector`` once it has loaded (0 would be a broken image)."""
+    page.wait_for_function(LOADED_IMAGE, arg=selector, timeout=TIMEOUT)
+    return page.evaluate("sel => document.querySelector(sel + ' img').naturalWidth", selector)
+
+
+def wait_text(page, selector: str, text: str) -> str:
+    page.wait_for_function("([sel, text]) => (document.querySelector(sel)?.innerText || '').includes(text)",
+                           arg=[selector, text], timeout=TIMEOUT)
+    return page.inner_text(selector)
+
+
+def test_zoo_layer_table_and_totals_match_cnnlab_inspect(page, ui_url, screenshots):
+    open_tab(page, ui_url, "Zoo")
+    pick(page, "zoo-model", "resnet18")
+    page.click("#zoo-inspect")
+    totals = wait_text(page, "#zoo-totals", "resnet18 at 3x224x224")
+    s = inspect("resnet18", (3, 224, 224), depth=3)
+    assert s.total_params == 11_689_512
+    assert f"{s.total_params:,} parameters" in totals
+    rows = s.visible_rows()
+    grid = page.locator("#zoo-layers [role=grid]")
+    page.wait_for_function("document.querySelector('#zoo-layers [role=grid]')"
+                           f".getAttribute('aria-rowcount') == '{len(rows) + 1}'", timeout=TIMEOUT)
+    assert int(grid.get_attribute("aria-rowcount")) == len(rows) + 1  # the header row + one per module call
+    first = page.locator("#zoo-layers [role=row][aria-rowindex=\"2\"] [role=gridcell]")
+    cells = [c.strip() for c in first.all_inner_texts()]
+    assert cells[:5] == ["conv1", "Conv2d", "64x112x112", f"{rows[0].params:,}", f"{rows[0].macs:,}"]
+    assert natural_width(page, "#zoo-chart") > 400
+    page.screenshot(path=screenshots / "zoo.png", full_page=True)
+    assert page.external_requests == []
+
+
+def test_a_bad_model_name_is_one_line_on_the_page(page, ui_url, screenshots):
+    open_tab(page, ui_url, "Zoo")
+    pick(page, "zoo-model", "resnet999")
+    page.click("#zoo-inspect")
+    toast = page.locator(".toast-body").first
+    toast.wait_for(timeout=TIMEOUT)
+    text = toast.inner_text()
+    message = page.locator(".toast-body .toast-text").first.inner_text().strip()
+    assert "unknown model 'resnet999'" in message and "resnet" in message
+    assert "\n" not in message and "Traceback" not in text
+    page.screenshot(path=screenshots / "error.png")
+    assert page.external_requests == []
+
+
+@pytest.mark.slow
+def test_see_inside_finds_espresso_in_coffee_with_efficientnet_lite0(page, ui_url, screenshots):
+    import skimage.data
+    from pathlib import Path
+
+    coffee = Path(skimage.data.__file__).parent / "coffee.png"
+    open_tab(page, ui_url, "See inside")
+    pick(page, "inside-source", "efficientnet_lite0")
+    page.locator("#inside-image input[type=file]").set_input_files(str(coffee))
+    natural_width(page, "#inside-image")  # the upload is shown before we ask
+    page.click("#inside-look")
+    top = wait_text(page, "#inside-top", "espresso")
+    assert re.match(r"\s*espresso", top)  # top-1, the label's headline
+    assert natural_width(page, "#inside-cam") > 200
+    wait_text(page, "#inside-cam-note", "espresso")
+    page.screenshot(path=screenshots / "see-inside.png", full_page=True)
+    assert page.external_requests == []
+
+
+def test_runs_lists_the_tiny_runs_and_shows_curves(page, ui_url, ui_runs, screenshots):
+    open_tab(page, ui_url, "Runs")
+    table = wait_text(page, "#runs-table", "lenet5-tiny")
+    assert "fcn-tiny" in table and "segmentation" in table
+    pick(page, "runs-open", "lenet5-tiny")
+    summary = wait_text(page, "#runs-summary", "lenet5-tiny")
+    assert "lenet5 on fashion-mnist, 2 epochs" in summary
+    assert natural_width(page, "#runs-curves") > 400
+    page.locator("#runs-ticked label", has_text="lenet5-tiny").click()
+    page.locator("#runs-ticked label", has_text="fcn-tiny").click()
+    page.click("#runs-overlay")
+    assert natural_width(page, "#runs-overlaid") > 400
+    page.screenshot(path=screenshots / "runs.png", full_page=True)
+    assert page.external_requests == []
+
+
+def test_calculators_show_the_textbook_results(page, ui_url, screenshots):
+    open_tab(page, ui_url, "Calculators")
+    conv = wait_text(page, "#calc-conv", "output")
+    assert "55x55x96" in conv and "34,944" in conv  # AlexNet conv1 on 227x227x3 (CS231n)
+    assert "27*C^2" in page.inner_text("#calc-stack") or "27" in page.inner_text("#calc-stack")
+    page.screenshot(path=screenshots / "calculators.png", full_page=True)
+    assert page.external_requests == []
+
+
+def test_segment_overlays_a_scene_with_the_tiny_fcn(page, ui_url, ui_runs, screenshots):
+    from cnnlab.ui.inside import sample_images
+
+    open_tab(page, ui_url, "Segment")
+    pick(page, "segment-run", str(ui_runs / "fcn-tiny"))
+    page.locator("#segment-image input[type=file]").set_input_files(sample_images()["chelsea the cat (scikit-image)"])
+    natural_width(page, "#segment-image")
+    page.click("#segment-go")
+    assert natural_width(page, "#segment-overlay") == 2 * 64 + 2  # image | prediction at the run's 64 px
+    page.get_by_role("tab", name="Detect").click()
+    page.screenshot(path=screenshots / "segment.png", full_page=True)
+    assert page.external_requests == []
