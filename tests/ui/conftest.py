@@ -28,7 +28,8 @@ def ui_runs(tmp_path_factory):
     scenes = root / "scenes"
     fit(TrainConfig(task="segmentation", model="fcn8s_fastnet", data=SCENES, data_dir=str(scenes), epochs=1,
                     eval_batch_size=16, out_dir=str(runs / "fcn-tiny"), **{**common, "batch_size": 16}),
-        train_data=load_dataset(SCENES, "train", data_dir=scenes), test_data=load_dataset(SCENES, "test", data_dir=scenes))
+        train_data=load_dataset(SCENES, "train", data_dir=scenes),
+        test_data=load_dataset(SCENES, "test", data_dir=scenes))
     return runs
 
 

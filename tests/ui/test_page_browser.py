@@ -28,7 +28,8 @@ def pick(page, elem_id: str, value: str) -> None:
     box.press("Enter")
 
 
-LOADED_IMAGE = "sel => { const i = document.querySelector(sel + ' img'); return i && i.complete && i.naturalWidth > 0; }"
+LOADED_IMAGE = ("sel => { const i = document.querySelector(sel + ' img');"
+                " return i && i.complete && i.naturalWidth > 0; }")
 
 
 def natural_width(page, selector: str) -> int:
@@ -71,7 +72,7 @@ def test_a_bad_model_name_is_one_line_on_the_page(page, ui_url, screenshots):
     toast = page.locator(".toast-body").first
     toast.wait_for(timeout=TIMEOUT)
     text = toast.inner_text()
-    message = page.locator(".toast-body .toast-text").first.inner_text().strip()
+    message = page.locator("[data-testid=toast-text]").first.inner_text().strip()
     assert "unknown model 'resnet999'" in message and "resnet" in message
     assert "\n" not in message and "Traceback" not in text
     page.screenshot(path=screenshots / "error.png")
@@ -80,8 +81,9 @@ def test_a_bad_model_name_is_one_line_on_the_page(page, ui_url, screenshots):
 
 @pytest.mark.slow
 def test_see_inside_finds_espresso_in_coffee_with_efficientnet_lite0(page, ui_url, screenshots):
-    import skimage.data
     from pathlib import Path
+
+    import skimage.data
 
     coffee = Path(skimage.data.__file__).parent / "coffee.png"
     open_tab(page, ui_url, "See inside")
@@ -89,8 +91,9 @@ def test_see_inside_finds_espresso_in_coffee_with_efficientnet_lite0(page, ui_ur
     page.locator("#inside-image input[type=file]").set_input_files(str(coffee))
     natural_width(page, "#inside-image")  # the upload is shown before we ask
     page.click("#inside-look")
-    top = wait_text(page, "#inside-top", "espresso")
-    assert re.match(r"\s*espresso", top)  # top-1, the label's headline
+    wait_text(page, "#inside-top", "espresso")
+    assert page.inner_text("#inside-top [data-testid=label-output-value]").strip() == "espresso"  # the top-1
+    assert re.search(r"espresso\s+9\d%", page.inner_text("#inside-top"))  # 95 % at the time of writing
     assert natural_width(page, "#inside-cam") > 200
     wait_text(page, "#inside-cam-note", "espresso")
     page.screenshot(path=screenshots / "see-inside.png", full_page=True)
@@ -117,7 +120,8 @@ def test_calculators_show_the_textbook_results(page, ui_url, screenshots):
     open_tab(page, ui_url, "Calculators")
     conv = wait_text(page, "#calc-conv", "output")
     assert "55x55x96" in conv and "34,944" in conv  # AlexNet conv1 on 227x227x3 (CS231n)
-    assert "27*C^2" in page.inner_text("#calc-stack") or "27" in page.inner_text("#calc-stack")
+    stack = page.inner_text("#calc-stack")
+    assert "110,592 = 3*9*C^2" in stack and "200,704 = 49*C^2" in stack  # VGG §2.3: 27C² vs 49C² (C = 64)
     page.screenshot(path=screenshots / "calculators.png", full_page=True)
     assert page.external_requests == []
 
@@ -131,6 +135,9 @@ def test_segment_overlays_a_scene_with_the_tiny_fcn(page, ui_url, ui_runs, scree
     natural_width(page, "#segment-image")
     page.click("#segment-go")
     assert natural_width(page, "#segment-overlay") == 2 * 64 + 2  # image | prediction at the run's 64 px
-    page.get_by_role("tab", name="Detect").click()
+    assert "background" in page.inner_text("#segment-fractions")
     page.screenshot(path=screenshots / "segment.png", full_page=True)
+    page.get_by_role("tab", name="Detect").click()
+    wait_text(page, "body", "Not yet")
+    page.screenshot(path=screenshots / "detect.png")
     assert page.external_requests == []

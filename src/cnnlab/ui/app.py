@@ -91,7 +91,7 @@ def _zoo_tab(work: Path) -> None:
     query.change(refilter, [query, family], model, queue=False)
     family.change(refilter, [query, family], model, queue=False)
     go.click(inspect_model, [model, size, depth], [totals, table, chart], concurrency_id="zoo")
-    model.input(inspect_model, [model, size, depth], [totals, table, chart], concurrency_id="zoo")
+    model.select(inspect_model, [model, size, depth], [totals, table, chart], concurrency_id="zoo")
     compare_btn.click(readable(lambda a, b, s: zoo.compare_markdown(a, b, s or None)), [model, second, size],
                       compared, concurrency_id="compare")
 
@@ -165,7 +165,7 @@ def _segment_tab(runs_dir: Path) -> None:
             go = gr.Button("Segment", variant="primary", elem_id="segment-go")
         with gr.Column():
             out = gr.Image(label="image | predicted classes", type="pil", interactive=False, elem_id="segment-overlay")
-            fractions = gr.Label(label="pixels per class", num_top_classes=8)
+            fractions = gr.Label(label="pixels per class", num_top_classes=8, elem_id="segment-fractions")
     if not seg_runs:
         gr.Markdown(f"No segmentation run under `{runs_dir}` yet: train one with "
                     "`cnnlab segment train --recipe scenes-fcn8s`, or type a run directory above.")
@@ -192,7 +192,8 @@ def _runs_tab(runs_dir: Path, work: Path) -> tuple[Callable, gr.Textbox, list]:
         overlay_btn = gr.Button("Overlay", elem_id="runs-overlay", scale=0)
     summary = gr.Markdown(elem_id="runs-summary")
     curves = gr.Image(label="curves", type="filepath", interactive=False, elem_id="runs-curves")
-    pictures = gr.Gallery(label="pictures", columns=2, height=420, elem_id="runs-pictures")
+    pictures = gr.Gallery(label="pictures", columns=2, height=480, object_fit="contain", preview=False,
+                          elem_id="runs-pictures")
     with gr.Accordion("config.yaml", open=False):
         config = gr.Code(language="yaml", elem_id="runs-config")
     overlaid = gr.Image(label="curves overlaid", type="pil", interactive=False, elem_id="runs-overlaid")
@@ -225,46 +226,49 @@ def _runs_tab(runs_dir: Path, work: Path) -> tuple[Callable, gr.Textbox, list]:
 
 
 # ---------------------------------------------------------------------------------- Calculators
-def _number(label: str, value: int) -> gr.Number:
-    return gr.Number(value, label=label, precision=0, minimum=0)
+def _numbers(*fields: tuple[str, int], per_row: int = 3) -> list[gr.Number]:
+    """Whole-number inputs, ``per_row`` to a row, so a form stays short."""
+    out = []
+    for i in range(0, len(fields), per_row):
+        with gr.Row():
+            out += [gr.Number(v, label=lab, precision=0, minimum=0, min_width=80) for lab, v in fields[i:i + per_row]]
+    return out
+
+
+def _form(fn: Callable, ins: list, elem: str, loads: list) -> None:
+    """The result under a form, its Compute button, and its (function, inputs, output) for the page's load."""
+    out = gr.Markdown(elem_id=f"calc-{elem}")
+    gr.Button("Compute", elem_id=f"calc-{elem}-go").click(readable(fn), ins, out)
+    loads.append((fn, ins, out))
 
 
 def _calculators_tab() -> list[tuple[Callable, list, gr.Markdown]]:
     """The four calculator forms; returns (function, inputs, output) of each for the page's load event."""
-    loads = []
+    loads: list = []
     with gr.Row():
         with gr.Column():
             gr.Markdown("#### One conv layer")
-            ins = [_number("H", 227), _number("W", 227), _number("D (channels in)", 3), _number("kernel F", 11),
-                   _number("stride S", 4), _number("pad P", 0), _number("filters K", 96), _number("dilation", 1),
-                   _number("groups", 1)]
-            out = gr.Markdown(elem_id="calc-conv")
-            gr.Button("Compute", elem_id="calc-conv-go").click(readable(calculators.conv_form), ins, out)
-            loads.append((calculators.conv_form, ins, out))
+            ins = _numbers(("H", 227), ("W", 227), ("D (channels in)", 3), ("kernel F", 11), ("stride S", 4),
+                           ("pad P", 0), ("filters K", 96), ("dilation", 1), ("groups", 1))
+            _form(calculators.conv_form, ins, "conv", loads)
         with gr.Column():
             gr.Markdown("#### Stacked small convs")
-            ins = [_number("kernel", 3), _number("layers", 3), _number("channels C", 64)]
-            out = gr.Markdown(elem_id="calc-stack")
-            gr.Button("Compute", elem_id="calc-stack-go").click(readable(calculators.stack_form), ins, out)
-            loads.append((calculators.stack_form, ins, out))
+            ins = _numbers(("kernel", 3), ("layers", 3), ("channels C", 64))
+            _form(calculators.stack_form, ins, "stack", loads)
     with gr.Row():
         with gr.Column():
             gr.Markdown("#### Depthwise-separable conv")
-            ins = [_number("kernel D_K", 3), _number("channels in M", 512), _number("channels out N", 512),
-                   _number("map size D_F", 14)]
-            out = gr.Markdown(elem_id="calc-depthwise")
-            gr.Button("Compute", elem_id="calc-depthwise-go").click(readable(calculators.depthwise_form), ins, out)
-            loads.append((calculators.depthwise_form, ins, out))
+            ins = _numbers(("kernel D_K", 3), ("channels in M", 512), ("channels out N", 512), ("map size D_F", 14),
+                           per_row=4)
+            _form(calculators.depthwise_form, ins, "depthwise", loads)
         with gr.Column():
             gr.Markdown("#### 1x1 bottleneck")
             ex = calc.BOTTLENECK_EXAMPLES["googlenet"]
             style = gr.Radio(list(calc.BOTTLENECK_EXAMPLES), value="googlenet", label="style")
-            ins = [style, _number("channels in", ex["in_channels"]), _number("reduced (mid)", ex["mid_channels"]),
-                   _number("channels out", ex["out_channels"]), _number("kernel", ex["kernel"]),
-                   _number("map size", ex["size"])]
-            out = gr.Markdown(elem_id="calc-bottleneck")
-            gr.Button("Compute", elem_id="calc-bottleneck-go").click(readable(calculators.bottleneck_form), ins, out)
-            loads.append((calculators.bottleneck_form, ins, out))
+            ins = [style, *_numbers(("channels in", ex["in_channels"]), ("reduced (mid)", ex["mid_channels"]),
+                                    ("channels out", ex["out_channels"]), ("kernel", ex["kernel"]),
+                                    ("map size", ex["size"]), per_row=5)]
+            _form(calculators.bottleneck_form, ins, "bottleneck", loads)
             style.change(lambda s: [*calc.BOTTLENECK_EXAMPLES[s].values()], style, ins[1:], queue=False)
     return loads
 

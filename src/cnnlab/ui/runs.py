@@ -187,10 +187,13 @@ def overlay_curves(run_dirs: list[str | Path]) -> Image.Image:
         split = "val" if any(h.get(f"val_{r.score}") is not None for h in r.history) else "test"
         values = [h.get(f"{split}_{r.score}") for h in r.history]
         ax_score.plot(epochs, [float("nan") if v is None else 100 * v for v in values], "--o", color=color,
-                      label=f"{r.path.name} ({split})")
+                      label=f"{r.path.name} ({split}_{r.score})")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
     ax_score.set(xlabel="epoch", ylabel="score (%)", title="validation (else test) score")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_loss, ax_score):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
