@@ -164,7 +164,8 @@ def _segment_tab(runs_dir: Path) -> None:
             sample = gr.Dropdown(list(samples), value=None, label="or a sample photo")
             go = gr.Button("Segment", variant="primary", elem_id="segment-go")
         with gr.Column():
-            out = gr.Image(label="image | predicted classes", type="pil", interactive=False, elem_id="segment-overlay")
+            out = gr.Image(label="image | predicted classes", type="pil", interactive=False, height=340,
+                           elem_id="segment-overlay")
             fractions = gr.Label(label="pixels per class", num_top_classes=8, elem_id="segment-fractions")
     if not seg_runs:
         gr.Markdown(f"No segmentation run under `{runs_dir}` yet: train one with "
