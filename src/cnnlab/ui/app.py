@@ -111,7 +111,7 @@ def _inside_tab(runs_dir: Path) -> None:
                                  label="model with ImageNet weights, or a run directory", elem_id="inside-source")
             topk = gr.Slider(1, 10, value=5, step=1, label="top-k")
             method = gr.Dropdown(list(CAM_METHODS), value="gradcam", label="CAM method")
-            target = gr.Textbox(label="CAM class (name or index; empty = top-1)")
+            target = gr.Textbox(label="CAM class (name or index; empty = top-1)", elem_id="inside-target")
             look = gr.Button("Classify + CAM", variant="primary", elem_id="inside-look")
     with gr.Row():
         top = gr.Label(label="top-k (cnnlab predict)", elem_id="inside-top")
