@@ -54,7 +54,8 @@ def readable(fn: Callable) -> Callable:
 
 
 # ------------------------------------------------------------------------------------------ Zoo
-def _zoo_tab(work: Path) -> None:
+def _zoo_tab(work: Path) -> tuple[Callable, list, list]:
+    """The Zoo tab; returns (inspect_model, its inputs, its outputs) for the page's load event."""
     with gr.Row():
         query = gr.Textbox(label="search", placeholder="resnet, mobile*, efficientnet_b?", scale=2)
         family = gr.Dropdown(zoo.families(), value=zoo.ALL_FAMILIES, label="family", scale=1)
@@ -94,6 +95,7 @@ def _zoo_tab(work: Path) -> None:
     model.select(inspect_model, [model, size, depth], [totals, table, chart], concurrency_id="zoo")
     compare_btn.click(readable(lambda a, b, s: zoo.compare_markdown(a, b, s or None)), [model, second, size],
                       compared, concurrency_id="compare")
+    return inspect_model, [model, size, depth], [totals, table, chart]
 
 
 # ----------------------------------------------------------------------------------- See inside
@@ -283,7 +285,7 @@ def build_app(runs_dir: str | os.PathLike = "runs") -> gr.Blocks:
         gr.Markdown(f"## {TITLE}\nInspect the zoo, look inside a trained net, read your runs. "
                     "Everything runs on this machine; nothing is fetched from the network.")
         with gr.Tab("Zoo", id="zoo"):
-            _zoo_tab(work)
+            zoo_load = _zoo_tab(work)
         with gr.Tab("See inside", id="inside"):
             _inside_tab(runs_dir)
         with gr.Tab("Segment", id="segment"):
@@ -294,6 +296,7 @@ def build_app(runs_dir: str | os.PathLike = "runs") -> gr.Blocks:
             list_runs, folder, run_outputs = _runs_tab(runs_dir, work)
         with gr.Tab("Calculators", id="calculators"):
             loads = _calculators_tab()
+        app.load(*zoo_load, concurrency_id="zoo")  # the page opens on resnet18's table, not an empty tab
         app.load(list_runs, folder, run_outputs)
         for fn, ins, out in loads:
             app.load(readable(fn), ins, out, queue=False)

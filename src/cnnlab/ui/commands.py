@@ -16,7 +16,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from cnnlab.ui import launch
 
     print(f"cnnlab ui: serving http://{args.host}:{args.port} (runs from {args.runs}); Ctrl+C stops it", flush=True)
-    launch(args.host, args.port, args.runs, block=True, quiet=True)
+    try:
+        launch(args.host, args.port, args.runs, block=True, quiet=True)
+    except OSError as e:  # the port is taken, or the host is not an address of this machine
+        raise ConfigError(f"cannot serve on {args.host}:{args.port} ({str(e).splitlines()[0]}); "
+                          "try another --port") from None
     return 0
 
 

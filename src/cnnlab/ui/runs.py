@@ -89,7 +89,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
     if not any((path / m).is_file() for m in _MARKERS):
         raise ConfigError(f"{path} is not a run directory (no {', '.join(_MARKERS)})")
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text()) or {} if (path / "config.yaml").is_file() else {}
+        config = (yaml.safe_load((path / "config.yaml").read_text()) or {}) if (path / "config.yaml").is_file() else {}
         history = read_history_csv(path / "metrics.csv") if (path / "metrics.csv").is_file() else []
         result = json.loads((path / "result.json").read_text()) if (path / "result.json").is_file() else {}
     except (OSError, ValueError, yaml.YAMLError) as e:
