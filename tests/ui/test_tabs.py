@@ -202,6 +202,7 @@ def test_theme_uses_system_fonts_only():
     assert t._stylesheets == []  # a GoogleFont would add its fonts.googleapis.com sheet here
 
 
+@pytest.mark.slow  # a fresh interpreter imports every command module (~20 s on a loaded 2-core box)
 def test_cnnlab_help_does_not_import_gradio_and_ui_without_it_is_one_line(monkeypatch, capsys):
     code = "import sys; from cnnlab.cli import build_parser; build_parser(); print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
