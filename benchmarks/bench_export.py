@@ -28,7 +28,7 @@ def bench(name: str, runs: int, exporter: str, out: Path) -> dict:
     import onnxruntime as ort
     import torch
 
-    from cnnlab._source import load_model
+    from cnnlab.train.source import load_model
     from cnnlab.export import export_model
     from cnnlab.export.exporter import reference_input
 

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 from cnnlab._io import atomic_write
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.errors import ConfigError, ExportError
+from cnnlab.train.source import LoadedModel, load_model
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -8,7 +8,6 @@ makes the builder attach that information to the model it returns as ``model.pre
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.errors import ConfigError, UnknownModelError
+from cnnlab.errors import UnknownModelError
+from cnnlab.registry import TASKS, Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,7 +83,7 @@ class ModelInfo:
         return cfg
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+MODELS: Registry[ModelInfo] = Registry("model", UnknownModelError, hint="`cnnlab models` lists all {n}")
 
 
 def register_model(
@@ -93,12 +93,10 @@ def register_model(
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
 
         @functools.wraps(builder)
         def build(**kwargs: Any) -> nn.Module:
-            info = _REGISTRY[name]
+            info = MODELS.get(name)
             kwargs.setdefault("num_classes", info.num_classes)
             kwargs.setdefault("in_chans", info.in_chans)
             kwargs.setdefault("img_size", info.default_size)
@@ -112,21 +110,18 @@ def register_model(
 
         info.setdefault("family", builder.__module__.rsplit(".", 1)[-1])
         info.setdefault("paper", "")
-        _REGISTRY[name] = ModelInfo(name=name, fn=build, **info)
+        MODELS.register(name, ModelInfo(name=name, fn=build, **info))
         return build
 
     return decorate(fn) if fn is not None else decorate
 
 
-TASKS = ("classification", "segmentation")
-
-
 def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
     """Sorted registered names, optionally filtered by an fnmatch ``pattern`` ("resnet*") and by
-    ``task`` (``"classification"`` or ``"segmentation"``; ``None``: all)."""
-    if task is not None and task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    names = sorted(n for n, info in _REGISTRY.items() if task is None or info.task == task)
+    ``task`` (a registered task: ``"classification"``, ``"segmentation"``, ...; ``None``: all)."""
+    if task is not None:
+        TASKS.get(task)  # an unknown task is one error naming the known ones
+    names = [n for n, info in MODELS.items() if task is None or info.task == task]
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
@@ -134,69 +129,4 @@ def list_models(pattern: str | None = None, task: str | None = None) -> list[str
 
 def get_model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of ``name``; unknown names raise with the closest matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown model {name!r}{hint} (`cnnlab models` lists all {len(_REGISTRY)})"
-        ) from None
-
-
-def create_model(
-    name: str,
-    num_classes: int | None = None,
-    in_chans: int | None = None,
-    img_size: int | None = None,
-    weights: Any = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build a registered model.
-
-    ``num_classes``, ``in_chans`` and ``img_size`` default to what the architecture was published
-    for (1000 / 3 / 224 for ImageNet nets; 10 / 1 / 32 for LeNet-5; 10 / 3 / 32 for CIFAR nets).
-    ``img_size`` <= 64 selects the family's small-input variant. ``weights``: ``None``, a file (``.safetensors`` or a
-    torchvision-layout ``.pth``/``.pt``), ``"imagenet"`` (the default checkpoint if it is installed, else
-    another one with a warning), ``"imagenet:TAG"`` (exactly that checkpoint, e.g. ``IMAGENET1K_V2``) or a
-    torchvision weights enum member (``ResNet50_Weights.IMAGENET1K_V2``). Never a download; which
-    checkpoint was loaded is recorded in ``model.pretrained_cfg["weights"]["tag"]``.
-    """
-    info = get_model_info(name)
-    img_size = info.default_size if img_size is None else img_size
-    num_classes = info.num_classes if num_classes is None else num_classes
-    in_chans = info.in_chans if in_chans is None else in_chans
-    _check_int("num_classes", num_classes, 0)
-    _check_int("in_chans", in_chans, 1)
-    _check_int("img_size", img_size, 1)
-    if info.task != "classification" and num_classes < 1:
-        raise ConfigError(f"{name} is a {info.task} model: num_classes must be >= 1 (background included)")
-    if img_size < info.min_size:
-        raise ConfigError(
-            f"img_size={img_size} is too small for {name}: it needs at least {info.min_size}x{info.min_size}"
-        )
-    source = None
-    if weights is not None:
-        from cnnlab.models.weights import resolve_weights
-
-        source = resolve_weights(info, weights)
-        kwargs = {**source.model_kwargs, **kwargs}
-    head_classes = num_classes
-    if source is not None and num_classes != source.num_classes:
-        head_classes = source.num_classes  # load the pretrained head, then replace it
-    model = info.fn(num_classes=head_classes or info.num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
-    if source is not None:
-        from cnnlab.models.weights import load_into
-
-        load_into(model, source, in_chans=in_chans)
-        if head_classes != num_classes:
-            model.reset_classifier(num_classes)
-            model.pretrained_cfg["num_classes"] = num_classes
-    elif num_classes == 0:
-        model.reset_classifier(0)
-    return model
-
-
-def _check_int(what: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return MODELS.get(name)

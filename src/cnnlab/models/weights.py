@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import WeightsError
-from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, PretrainedSource
+from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, PretrainedSource, get_model_info
 
 
 @dataclass
@@ -168,7 +168,6 @@ def _how_to_get(info: ModelInfo, src: PretrainedSource) -> str:
 def list_pretrained(name: str) -> list[dict[str, Any]]:
     """The ImageNet checkpoints known for model ``name`` (default first): tag, whether it is installed,
     where it is looked for, its preprocessing and published top-1, and how to get it."""
-    from cnnlab.models._registry import get_model_info
 
     info = get_model_info(name)
     out = []

@@ -7,7 +7,7 @@ the paper's metrics (one confusion matrix over the set) plus a boundary score, c
 ``overlay`` / ``render_predictions``.
 """
 
-from cnnlab.segmentation import models  # noqa: F401 - registers the FCNs
+from cnnlab.segmentation import models, task  # noqa: F401 - register the FCNs and the segmentation task
 from cnnlab.segmentation.convolutionalize import convolutionalize, linear_to_conv
 from cnnlab.segmentation.fcn import FCN, bilinear_kernel, bilinear_upsampler, init_from_resnet, init_from_vgg
 from cnnlab.segmentation.metrics import SegmentationMeter, boundary_f1, confusion_matrix, segmentation_scores

@@ -14,7 +14,7 @@ DEFAULT_DATA = "fashion-scenes"
 
 
 def register(sub) -> None:
-    from cnnlab.train.commands import add_train_arguments
+    from cnnlab.cli_support import add_train_arguments
 
     p = sub.add_parser("segment", help="semantic segmentation: FCN-32s/16s/8s train, eval, predict",
                        description="Train, evaluate and apply segmentation models (FCN, Long et al. 2015).")
@@ -95,7 +95,7 @@ def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: s
     metrics = SegmentationTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
                                           channels_last=False, tta=tta)
     return {"checkpoint": str(ckpt.path), "data": name, "split": split, "tta": tta, "classes": spec.classes,
-            **metrics}
+            "images": len(ds), **metrics}  # metrics' n: labelled pixels scored
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -104,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
-    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):")
+    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, {r['n']} labelled pixels, "
+          f"TTA {r['tta']}):")
     print(f"  pixel acc {100 * r['pixel_acc']:.2f}%  mean acc {100 * r['mean_acc']:.2f}%  "
           f"mean IU {r['mean_iu']:.4f}  f.w. IU {r['fw_iu']:.4f}  loss {r['loss']:.4f}")
     width = max(len(c) for c in r["classes"])
@@ -122,7 +123,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
 
     from cnnlab.predict import load_image
     from cnnlab.segmentation.metrics import label_map
-    from cnnlab.segmentation.render import overlay, write_png
+    from cnnlab.segmentation.render import panel, write_png
     from cnnlab.segmentation.task import _resize_batch, predict_logits
 
     ckpt, model, dev = _load(checkpoint, device)
@@ -146,9 +147,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
             out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
             shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
                                                     align_corners=False).round().clamp(0, 255).to(torch.uint8)
-            rgb = overlay(shown[0], torch.zeros_like(label[0]))  # the image itself (nothing blended)
-            sep = np.full((size, 2, 3), 255, dtype=np.uint8)
-            write_png(out, np.concatenate([rgb, sep, overlay(shown[0], label[0])], axis=1))
+            write_png(out, panel(shown[0], None, label[0]))  # image | prediction over its grey copy
             entry["overlay"] = str(out)
         entry["labels"] = label[0]
         results.append(entry)

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from cnnlab.cli_support import add_train_arguments, build_config, print_bootstrap
 from cnnlab.errors import ConfigError
 from cnnlab.train.config import TTA_MODES, canonical_tta
 
@@ -48,44 +49,6 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------------- train
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """``--recipe``, ``--config YAML``, ``--quiet`` and one flag per TrainConfig field: every command that
-    trains (``train``, ``cv``, ``bag``, ``boost``, ``biasvar``) takes the same options."""
-    from cnnlab.train.config import add_config_arguments
-
-    p.add_argument("--recipe", help="start from a named recipe (see cnnlab.train.recipes)")
-    p.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
-    p.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch (logs, CI)")
-    add_config_arguments(p)
-
-
-def build_config(args: argparse.Namespace):
-    """TrainConfig from --recipe, --config and the flags (or the resumed run's config)."""
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.config import TrainConfig, cli_overrides
-    from cnnlab.train.engine import RESUME_MUTABLE
-    from cnnlab.train.recipes import get_recipe
-
-    overrides = cli_overrides(args)
-    if args.quiet and "progress" not in overrides:
-        overrides["progress"] = "line"
-    if getattr(args, "resume", None):
-        if args.recipe or args.config_file:
-            raise ConfigError("--resume takes the run's own config; drop --recipe/--config")
-        ckpt = load_checkpoint(args.resume, prefer="last")
-        base = ckpt.config
-        changed = [k for k, v in overrides.items() if k not in RESUME_MUTABLE and getattr(base, k) != v]
-        if changed:
-            raise ConfigError(f"cannot change {', '.join(changed)} when resuming (only "
-                              f"{', '.join(RESUME_MUTABLE)}); start a new run instead")
-        overrides.setdefault("out_dir", str(ckpt.path.parent))
-        return TrainConfig.from_dict(overrides, base)
-    base = get_recipe(args.recipe) if args.recipe else TrainConfig()
-    if args.config_file:
-        base = TrainConfig.from_yaml(args.config_file, base)
-    return TrainConfig.from_dict(overrides, base)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.engine import fit
 
@@ -174,7 +137,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     print(f"{ckpt.path} on {data_name}/{args.split} ({metrics['n']} images, TTA {tta}):")
     if boot is not None:
-        from cnnlab.ensemble.commands import print_bootstrap
 
         print(f"  loss {metrics['loss']:.4f}  top-5 {100 * metrics['top5']:.2f}%")
         print_bootstrap(boot)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import ConfigError
+from cnnlab.registry import TASKS
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "cosine", "onecycle", "cyclic")
 AMP_MODES = ("off", "bf16", "fp16", "auto")
 PROGRESS_MODES = ("auto", "bar", "line", "none")
 TTA_MODES = ("none", "flip", "crop", "flip,crop", "shift", "flip,shift")
-TASKS = ("classification", "segmentation")
 
 
 def canonical_tta(text: str, what: str = "tta") -> str:
@@ -49,7 +49,8 @@ class TrainConfig:
     """
 
     # what to train
-    task: str = _f("classification", "|".join(TASKS) + " (what the data, loss and metrics are)")
+    task: str = _f("classification", "a registered task: classification, segmentation, ... (what the data, "
+                   "loss and metrics are)")
     model: str = _f("lenet5", "registered model name (`cnnlab models`)")
     model_kwargs: dict = _f({}, "extra builder keyword arguments, JSON on the CLI")
     data: str = _f("fashion-mnist", "dataset name or imagefolder:PATH (see `cnnlab data info`)")
@@ -178,7 +179,7 @@ class TrainConfig:
         if isinstance(self.tta, str):  # views in any order; an unknown mode is one error naming the known ones
             self.tta = canonical_tta(self.tta)
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", AMP_MODES),
-                              ("progress", PROGRESS_MODES), ("tta", TTA_MODES), ("task", TASKS)):
+                              ("progress", PROGRESS_MODES), ("tta", TTA_MODES), ("task", TASKS.names())):
             choice(name, allowed)
         if self.early_stop_metric != "auto" and not self.early_stop_metric.startswith("val_"):
             raise ConfigError(f"early_stop_metric={self.early_stop_metric!r} must be auto or a validation "

@@ -711,7 +711,7 @@ def _launch(cfg: TrainConfig, hooks: dict[str, Any]) -> FitResult:
     child_hooks = {k: v for k, v in hooks.items()}
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # children handle Ctrl-C and save
     try:
-        D.launch(cfg, cfg.nproc, **child_hooks)
+        D.launch(fit, cfg, cfg.nproc, **child_hooks)
     except mp.ProcessRaisedException as e:
         lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
         last = lines[-1] if lines else "a worker failed"

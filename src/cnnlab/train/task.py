@@ -36,9 +36,8 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.models._base import AuxOutputs
+from cnnlab.registry import TASKS
 from cnnlab.train.config import TTA_MODES
-
-TASKS = ("classification", "segmentation")
 
 
 @dataclass
@@ -166,11 +165,11 @@ class Task:
         if hasattr(train, "set_epoch"):
             train.set_epoch(0)
         n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
-        from cnnlab.data.loader import _Finisher  # the loaders' own uint8 -> normalised float step
+        from cnnlab.data.loader import BatchFinisher  # the loaders' own uint8 -> normalised float step
 
         part = train.subset(torch.arange(n))
         images = part.images if hasattr(part, "images") else part.to_array().images
-        normalise = _Finisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
+        normalise = BatchFinisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
         return resize_input(normalise(images, None), spec.img_size)
 
     # ----------------------------------------------------------------- model
@@ -356,19 +355,14 @@ class ClassificationTask(Task):
                            f"{title}: top-1 {100 * final['top1']:.2f}%")
 
 
-_TASKS: dict[str, Callable[[], Task]] = {"classification": ClassificationTask}
-
-
 def register_task(name: str, factory: Callable[[], Task]) -> None:
-    """Make ``TrainConfig(task=name)`` build ``factory()`` (segmentation and detection register here)."""
-    _TASKS[name] = factory
+    """Make ``TrainConfig(task=name)`` build ``factory()``; each task package registers itself on import."""
+    TASKS.register(name, factory)
 
 
 def get_task(name: str) -> Task:
-    """The task object for ``TrainConfig.task``."""
-    if name == "segmentation" and name not in _TASKS:
-        import cnnlab.segmentation.task  # noqa: F401 - registers itself
-    try:
-        return _TASKS[name]()
-    except KeyError:
-        raise ConfigError(f"unknown task {name!r}; use one of {', '.join(TASKS)}") from None
+    """The task object for ``TrainConfig.task``; an unknown name is one error naming the known ones."""
+    return TASKS.get(name)()
+
+
+register_task("classification", ClassificationTask)

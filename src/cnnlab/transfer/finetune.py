@@ -293,7 +293,7 @@ def _pretrained_model(model: str, resolved, pre: dict, train_data, cfg: TrainCon
         net = create_model(model, num_classes=train_data.num_classes, in_chans=in_chans, img_size=img_size,
                            weights=resolved, **cfg.model_kwargs)
     except WeightsError as e:
-        from cnnlab.models._registry import SMALL_INPUT_MAX
+        from cnnlab.models import SMALL_INPUT_MAX
 
         if img_size <= SMALL_INPUT_MAX:
             raise WeightsError(f"{e} -- at img_size <= {SMALL_INPUT_MAX} the zoo builds {model}'s small-input "

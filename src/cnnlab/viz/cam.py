@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.errors import ConfigError
 from cnnlab.predict import ImageLike
+from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.viz._common import ModelView, model_view, pyplot
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "integrated-gradients")

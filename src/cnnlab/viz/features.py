@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.analysis.summary import _geo_str
 from cnnlab.errors import ConfigError
 from cnnlab.predict import ImageLike
+from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.viz._common import ModelView, minmax, model_view, pyplot, tile
 
 __all__ = ["FeatureMaps", "default_layers", "feature_maps", "plot_feature_maps"]
