@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import ConfigError
+from cnnlab.segmentation.inference import load_segmentation_model, segment_images
 
 DEFAULT_MODEL = "fcn8s_resnet18"
 DEFAULT_DATA = "fashion-scenes"
@@ -60,18 +61,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train(args)
 
 
-def _load(checkpoint: str, device: str = "cpu"):
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.engine import resolve_device
-
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt.meta.get("task") != "segmentation":
-        raise ConfigError(f"{ckpt.path} is a {ckpt.meta.get('task', 'classification')} checkpoint; "
-                          "use `cnnlab eval`/`cnnlab predict` for it")
-    dev = resolve_device(device)
-    return ckpt, ckpt.build_model().to(dev), dev
-
-
 def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: str | None = None,
                         split: str = "test", tta: str = "none", batch_size: int = 32,
                         device: str = "auto") -> dict[str, Any]:
@@ -82,7 +71,7 @@ def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: s
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    ckpt, model, dev = _load(checkpoint, device)
+    ckpt, model, dev = load_segmentation_model(checkpoint, device)
     m = ckpt.meta
     name = data or m.get("data")
     ds = load_dataset(name, split=split, data_dir=data_dir or ckpt.config.data_dir)
@@ -112,46 +101,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name, iou in zip(r["classes"], r["iou_per_class"]):
         print(f"  {name:<{width}}  IU {'   n/a' if iou is None else f'{iou:.4f}'}")
     return 0
-
-
-def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Path | None = None,
-                   device: str = "auto") -> list[dict[str, Any]]:
-    """Segment image files with a checkpoint: the label map and per-class pixel fractions of each;
-    with ``out_dir``, an overlay PNG per image (image | prediction)."""
-    import numpy as np
-    import torch
-
-    from cnnlab.predict import load_image
-    from cnnlab.segmentation.metrics import label_map
-    from cnnlab.segmentation.render import panel, write_png
-    from cnnlab.segmentation.task import _resize_batch, predict_logits
-
-    ckpt, model, dev = _load(checkpoint, device)
-    m = ckpt.meta
-    size, classes = m["img_size"], list(m["classes"])
-    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
-    results = []
-    for path in images:
-        img = load_image(path).convert("L" if m["in_chans"] == 1 else "RGB")
-        u8 = torch.from_numpy(np.asarray(img).copy())
-        u8 = u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
-        x = (u8[None].float() / 255 - mean) / std
-        x, _ = _resize_batch(x, None, size)
-        with torch.inference_mode():
-            label = label_map(predict_logits(model, x.to(dev))).cpu()
-        counts = torch.bincount(label.flatten(), minlength=len(classes)).double() / label.numel()
-        entry = {"image": str(path), "size": [size, size],
-                 "fractions": {c: round(float(f), 4) for c, f in zip(classes, counts) if f > 0}}
-        if out_dir is not None:
-            out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
-            shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
-                                                    align_corners=False).round().clamp(0, 255).to(torch.uint8)
-            write_png(out, panel(shown[0], None, label[0]))  # image | prediction over its grey copy
-            entry["overlay"] = str(out)
-        entry["labels"] = label[0]
-        results.append(entry)
-    return results
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -13,21 +13,13 @@ from typing import Any
 from PIL import Image
 
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.segmentation import segment_images
 from cnnlab.ui.runs import find_runs, run_task
 
 
 def segmentation_runs(runs_dir: str | Path) -> list[str]:
     """Run directories under ``runs_dir`` that trained a segmentation model, newest first."""
     return [str(r) for r in find_runs(runs_dir) if run_task(r) == "segmentation"]
-
-
-def _segment_images():
-    # TODO(lead): once segment_images leaves segmentation/commands.py, keep only the first import.
-    try:
-        from cnnlab.segmentation import segment_images
-    except ImportError:
-        from cnnlab.segmentation.commands import segment_images
-    return segment_images
 
 
 def segment_scene(run_dir: str | None, image: str | None) -> tuple[Image.Image, dict[str, float]]:
@@ -43,7 +35,7 @@ def segment_scene(run_dir: str | None, image: str | None) -> tuple[Image.Image, 
     if task not in (None, "segmentation"):
         raise ConfigError(f"{run_dir} is a {task} run; the Segment tab needs a segmentation run")
     with tempfile.TemporaryDirectory(prefix="cnnlab-ui-seg-") as out:
-        (r,) = _segment_images()(run_dir, [image], out_dir=out, device="cpu")
+        (r,) = segment_images(run_dir, [image], out_dir=out, device="cpu")
         with Image.open(r["overlay"]) as img:
             img.load()
             overlay = img.copy()
