@@ -191,6 +191,19 @@ def test_errors_reach_the_page_as_one_line():
         readable(lambda: 1 / 0)()
 
 
+def test_long_work_runs_in_the_queue_without_blocking_other_tabs(tmp_path):
+    pytest.importorskip("gradio")
+    from cnnlab.ui import build_app
+
+    app = build_app(str(tmp_path))
+    ids = {b.elem_id: i for i, b in app.blocks.items() if getattr(b, "elem_id", None)}
+    clicks = {name: next(f for f in app.fns.values() if (ids[name], "click") in f.targets)
+              for name in ("zoo-inspect", "inside-look", "runs-refresh")}
+    assert all(f.queue for f in clicks.values())  # queued: progress shown, the HTTP worker never blocked
+    assert len({f.concurrency_id for f in clicks.values()}) == 3  # one slot per tab: a CAM never holds up inspect
+    assert clicks["zoo-inspect"].tracks_progress and clicks["zoo-inspect"].show_progress == "full"
+
+
 def test_theme_uses_system_fonts_only():
     pytest.importorskip("gradio")
     from cnnlab.ui.app import theme

@@ -26,9 +26,9 @@ import gradio as gr
 from cnnlab.analysis import calc
 from cnnlab.errors import CnnlabError
 from cnnlab.ui import calculators, inside, runs, segment, zoo
+from cnnlab.viz import METHODS as CAM_METHODS
 
 TITLE = "cnnlab: the laboratory for classic CNNs"
-CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "integrated-gradients")
 
 
 def theme() -> gr.themes.Base:
@@ -99,10 +99,9 @@ def _zoo_tab(work: Path) -> tuple[Callable, list, list]:
 
 
 # ----------------------------------------------------------------------------------- See inside
-def _inside_tab(runs_dir: Path) -> None:
+def _inside_tab(app: gr.Blocks, runs_dir: Path) -> None:
     samples = inside.sample_images()
-    classifier_runs = [str(p) for p in runs.find_runs(runs_dir) if runs.run_task(p) == "classification"]
-    sources = inside.weighted_models() + classifier_runs
+    sources = inside.sources(runs_dir)
     with gr.Row():
         with gr.Column(scale=1):
             image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], height=300,
@@ -123,13 +122,23 @@ def _inside_tab(runs_dir: Path) -> None:
             cam_note = gr.Markdown(elem_id="inside-cam-note")
     with gr.Accordion("First-layer filters and feature maps (cnnlab viz filters|features)", open=False):
         with gr.Row():
-            layer = gr.Textbox(label="layer (empty: first conv for filters; first/middle/last conv for features)")
+            layer = gr.Dropdown([], value=None, allow_custom_value=True, elem_id="inside-layer",
+                                label="conv layer (empty: the first for filters; first/middle/last for features)")
             filt_btn = gr.Button("Filters", elem_id="inside-filters")
             feat_btn = gr.Button("Feature maps", elem_id="inside-features")
         viz_img = gr.Image(label="filters / feature maps", type="pil", interactive=False, elem_id="inside-viz")
         viz_note = gr.Markdown()
 
     sample.change(lambda k: samples.get(k), sample, image, queue=False)
+    app.load(lambda v: gr.Dropdown(choices=inside.sources(runs_dir), value=v), source, source)
+
+    def layer_choices(src):  # quiet: a bad source is reported once, when a button asks for it
+        try:
+            return gr.Dropdown(choices=inside.conv_layer_names(src), value=None)
+        except CnnlabError:
+            return gr.Dropdown(choices=[], value=None)
+
+    source.change(layer_choices, source, layer, concurrency_id="inside")
 
     @readable
     def classify(src, img, k, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
@@ -152,7 +161,7 @@ def _inside_tab(runs_dir: Path) -> None:
 
 
 # -------------------------------------------------------------------------------- Segment, Detect
-def _segment_tab(runs_dir: Path) -> None:
+def _segment_tab(app: gr.Blocks, runs_dir: Path) -> None:
     samples = inside.sample_images()
     seg_runs = segment.segmentation_runs(runs_dir)
     gr.Markdown("A scene through a segmentation run's FCN (`cnnlab segment predict`): the image beside "
@@ -173,6 +182,7 @@ def _segment_tab(runs_dir: Path) -> None:
         gr.Markdown(f"No segmentation run under `{runs_dir}` yet: train one with "
                     "`cnnlab segment train --recipe scenes-fcn8s`, or type a run directory above.")
     sample.change(lambda k: samples.get(k), sample, image, queue=False)
+    app.load(lambda v: gr.Dropdown(choices=segment.segmentation_runs(runs_dir), value=v), run, run)
     go.click(readable(segment.segment_scene), [run, image], [out, fractions], concurrency_id="segment")
 
 
@@ -239,9 +249,10 @@ def _numbers(*fields: tuple[str, int], per_row: int = 3) -> list[gr.Number]:
 
 
 def _form(fn: Callable, ins: list, elem: str, loads: list) -> None:
-    """The result under a form, its Compute button, and its (function, inputs, output) for the page's load."""
+    """A form's Compute button and the result under it, and its (function, inputs, output) for the page's load."""
+    button = gr.Button("Compute", elem_id=f"calc-{elem}-go")
     out = gr.Markdown(elem_id=f"calc-{elem}")
-    gr.Button("Compute", elem_id=f"calc-{elem}-go").click(readable(fn), ins, out)
+    button.click(readable(fn), ins, out)
     loads.append((fn, ins, out))
 
 
@@ -287,9 +298,9 @@ def build_app(runs_dir: str | os.PathLike = "runs") -> gr.Blocks:
         with gr.Tab("Zoo", id="zoo"):
             zoo_load = _zoo_tab(work)
         with gr.Tab("See inside", id="inside"):
-            _inside_tab(runs_dir)
+            _inside_tab(app, runs_dir)
         with gr.Tab("Segment", id="segment"):
-            _segment_tab(runs_dir)
+            _segment_tab(app, runs_dir)
         with gr.Tab("Detect", id="detect"):
             _detect_tab()
         with gr.Tab("Runs", id="runs"):

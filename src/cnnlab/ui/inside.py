@@ -20,7 +20,7 @@ from cnnlab.models.weights import list_pretrained
 from cnnlab.predict import classify, load_image
 from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.ui.figures import figure_to_image
-from cnnlab.ui.runs import run_task
+from cnnlab.ui.runs import find_runs, run_task
 from cnnlab.viz import cam, feature_maps, plot_cams, plot_feature_maps
 from cnnlab.viz.filters import conv_layers, plot_filters
 
@@ -50,6 +50,11 @@ def weighted_models() -> list[str]:
 @functools.lru_cache(maxsize=3)
 def _cached(source: str, mtime: float) -> LoadedModel:
     return load_model(source, "imagenet")
+
+
+def sources(runs_dir: str | Path) -> list[str]:
+    """What the tab can look through: zoo models with weights, then the classification runs under ``runs_dir``."""
+    return weighted_models() + [str(p) for p in find_runs(runs_dir) if run_task(p) == "classification"]
 
 
 def load_source(source: str | None) -> LoadedModel:
