@@ -97,6 +97,13 @@ def test_see_inside_finds_espresso_in_coffee_with_efficientnet_lite0(page, ui_ur
     assert natural_width(page, "#inside-cam") > 200
     wait_text(page, "#inside-cam-note", "espresso")
     page.screenshot(path=screenshots / "see-inside.png", full_page=True)
+    page.get_by_text("First-layer filters and feature maps").click()
+    pick(page, "inside-layer", "features.0.0")  # the stem conv (TF "same" padding for the TF weights)
+    page.click("#inside-features")
+    note = wait_text(page, "#inside-viz-note", "receptive field")
+    assert "features.0.0 (Conv2dSame): output 32x112x112, receptive field 3 px, jump 2 px" in note
+    assert natural_width(page, "#inside-viz") > 400
+    page.screenshot(path=screenshots / "see-inside-features.png", full_page=True)
     assert page.external_requests == []
 
 

@@ -127,7 +127,7 @@ def _inside_tab(app: gr.Blocks, runs_dir: Path) -> None:
             filt_btn = gr.Button("Filters", elem_id="inside-filters")
             feat_btn = gr.Button("Feature maps", elem_id="inside-features")
         viz_img = gr.Image(label="filters / feature maps", type="pil", interactive=False, elem_id="inside-viz")
-        viz_note = gr.Markdown()
+        viz_note = gr.Markdown(elem_id="inside-viz-note")
 
     sample.change(lambda k: samples.get(k), sample, image, queue=False)
     app.load(lambda v: gr.Dropdown(choices=inside.sources(runs_dir), value=v), source, source)
