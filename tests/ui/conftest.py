@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("gradio")
-
 SCENES = "fashion-scenes:size=64,max_items=2,n_train=32,n_test=16"
 
 
@@ -40,10 +38,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ui_url(ui_runs):
+def ui_url(request):
     """The page served in a thread of this process (``cnnlab ui --runs RUNS --port P``'s launch)."""
+    pytest.importorskip("gradio")  # before the runs are trained: no page, nothing to train for
     from cnnlab.ui import launch
 
+    ui_runs = request.getfixturevalue("ui_runs")
     port = free_port()
     app = launch("127.0.0.1", port, str(ui_runs), block=False, quiet=True)
     yield f"http://127.0.0.1:{port}/"
