@@ -115,6 +115,7 @@ def test_runs_lists_the_tiny_runs_and_shows_curves(page, ui_url, ui_runs, screen
     summary = wait_text(page, "#runs-summary", "lenet5-tiny")
     assert "lenet5 on fashion-mnist, 2 epochs" in summary
     assert natural_width(page, "#runs-curves") > 400
+    assert natural_width(page, "#runs-picture") > 400  # the confusion matrix
     page.locator("#runs-ticked label", has_text="lenet5-tiny").click()
     page.locator("#runs-ticked label", has_text="fcn-tiny").click()
     page.click("#runs-overlay")

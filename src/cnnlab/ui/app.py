@@ -205,8 +205,8 @@ def _runs_tab(runs_dir: Path, work: Path) -> tuple[Callable, gr.Textbox, list]:
         overlay_btn = gr.Button("Overlay", elem_id="runs-overlay", scale=0)
     summary = gr.Markdown(elem_id="runs-summary")
     curves = gr.Image(label="curves", type="filepath", interactive=False, elem_id="runs-curves")
-    pictures = gr.Gallery(label="pictures", columns=2, height=480, object_fit="contain", preview=False,
-                          elem_id="runs-pictures")
+    picture = gr.Image(label="confusion matrix / test predictions",
+                       type="filepath", interactive=False, height=560, elem_id="runs-picture")
     with gr.Accordion("config.yaml", open=False):
         config = gr.Code(language="yaml", elem_id="runs-config")
     overlaid = gr.Image(label="curves overlaid", type="pil", interactive=False, elem_id="runs-overlaid")
@@ -225,7 +225,8 @@ def _runs_tab(runs_dir: Path, work: Path) -> tuple[Callable, gr.Textbox, list]:
         r = runs.read_run(Path(path) / name if name != Path(path).name else path)
         curve = runs.run_curves(r, work)
         text = (r.path / "config.yaml").read_text() if (r.path / "config.yaml").is_file() else ""
-        return runs.run_summary_markdown(r), str(curve) if curve else None, runs.run_pictures(r), text
+        pictures = runs.run_pictures(r)
+        return runs.run_summary_markdown(r), str(curve) if curve else None, pictures[0][0] if pictures else None, text
 
     @readable
     def overlay(path, names):
@@ -233,7 +234,7 @@ def _runs_tab(runs_dir: Path, work: Path) -> tuple[Callable, gr.Textbox, list]:
 
     refresh.click(list_runs, folder, [table, chosen, ticked], concurrency_id="runs")
     folder.submit(list_runs, folder, [table, chosen, ticked], concurrency_id="runs")
-    chosen.change(open_run, [folder, chosen], [summary, curves, pictures, config], concurrency_id="runs")
+    chosen.change(open_run, [folder, chosen], [summary, curves, picture, config], concurrency_id="runs")
     overlay_btn.click(overlay, [folder, ticked], overlaid, concurrency_id="runs")
     return list_runs, folder, [table, chosen, ticked]
 
