@@ -125,18 +125,12 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_compare)
 
 
-# Worked examples used as defaults: GoogLeNet's 28x28x192 -> 5x5x32 branch with a 16-channel
-# reduction (Szegedy et al. 2015, Table 1, inception (3a)); ResNet's 256-d bottleneck (He et al.
-# 2016, Fig. 5).
-_BOTTLENECK_DEFAULTS = {
-    "googlenet": dict(in_channels=192, mid=16, out_channels=32, kernel=5, size=28),
-    "resnet": dict(in_channels=256, mid=64, out_channels=256, kernel=3, size=56),
-}
-
-
 def _cmd_calc_checked(args: argparse.Namespace) -> int:
-    if args.what == "bottleneck":
-        for k, v in _BOTTLENECK_DEFAULTS[args.style].items():
+    if args.what == "bottleneck":  # unset numbers: the style's worked example (calc.BOTTLENECK_EXAMPLES)
+        from cnnlab.analysis.calc import BOTTLENECK_EXAMPLES
+
+        for k, v in BOTTLENECK_EXAMPLES[args.style].items():
+            k = "mid" if k == "mid_channels" else k
             if getattr(args, k) is None:
                 setattr(args, k, v)
     return _cmd_calc(args)
