@@ -149,9 +149,6 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.cv import cross_validate
     from cnnlab.ensemble.plots import plot_cv
 
-    if args.folds < 2:
-        raise ConfigError(f"--folds must be >= 2 (each fold is validated by a model trained on the others), "
-                          f"got {args.folds}")
     cfg, out = _config(args, "cv")
     result = cross_validate(cfg, args.folds, workers=args.workers, out_dir=out,
                             on_fold=None if args.json else _member_line)
@@ -182,8 +179,6 @@ def cmd_bag(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.bagging import bag
     from cnnlab.ensemble.plots import plot_ensemble
 
-    if args.members < 1:
-        raise ConfigError(f"--members must be >= 1, got {args.members}")
     cfg, out = _config(args, "bag")
     result = bag(cfg, args.members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out,
                  holdout=args.holdout, on_member=None if args.json else _member_line)
@@ -201,8 +196,6 @@ def cmd_boost(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.boosting import boost
     from cnnlab.ensemble.plots import plot_boost, plot_ensemble
 
-    if args.rounds < 1:
-        raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
     cfg, out = _config(args, "boost")
 
     def line(r) -> None:
@@ -262,8 +255,6 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.biasvar import bias_variance
     from cnnlab.ensemble.plots import plot_biasvar
 
-    if args.models < 2:
-        raise ConfigError(f"--models must be >= 2 (variance needs several models), got {args.models}")
     key, values = parse_sweep(args.sweep) if args.sweep else (None, [])
     cfg, out = _config(args, "biasvar")
     result = bias_variance(cfg, args.models, sweep=key, values=values, workers=args.workers, out_dir=out,

@@ -114,13 +114,11 @@ class SegmentationTask(Task):
         """FCN §5 metrics over the whole split; sharded across processes under DDP like classification."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.segmentation.metrics import SegmentationMeter
+        from cnnlab.train.distributed import shard_for_eval
         from cnnlab.train.task import autocast_for
 
-        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if dist_on:
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            data = data.subset(torch.arange(rank, len(data), world))
-        meter = SegmentationMeter(spec.num_classes, ignore_index=IGNORE_INDEX, device=device, sync=dist_on)
+        data, sharded = shard_for_eval(data)
+        meter = SegmentationMeter(spec.num_classes, ignore_index=IGNORE_INDEX, device=device, sync=sharded)
         loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
                                     channels_last=channels_last)
         was_training = model.training

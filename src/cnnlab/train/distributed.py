@@ -114,3 +114,12 @@ def launch(fit: Callable[..., Any], cfg: Any, nproc: int, **kwargs: Any) -> None
     import torch.multiprocessing as mp
 
     mp.spawn(_worker, args=(fit, nproc, free_port(), cfg, kwargs), nprocs=nproc, join=True)
+
+
+def shard_for_eval(data: Any) -> tuple[Any, bool]:
+    """``(this process's shard, sharded)``: under an initialised process group each process evaluates every
+    world-th sample (disjoint shards whose metric sums are all-reduced); otherwise the data whole."""
+    if not (dist.is_available() and dist.is_initialized()) or not hasattr(data, "subset"):
+        return data, False
+    rank, world = dist.get_rank(), dist.get_world_size()
+    return data.subset(torch.arange(rank, len(data), world)), True
