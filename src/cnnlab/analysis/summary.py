@@ -415,24 +415,28 @@ def inspect(
         return _inspect(model, input_size, depth, dtype)
 
 
+def _resolve(model: str | nn.Module | Callable[[], nn.Module],
+             input_size: str | Sequence[int] | None) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """(name, module, input size) of what :func:`inspect` was given."""
+    if isinstance(model, str):
+        return (model, *build_meta(model, input_size))
+    if not isinstance(model, nn.Module):
+        if not callable(model):
+            raise ConfigError(f"inspect() needs a model name, an nn.Module or a builder, got {model!r}")
+        name = getattr(model, "__name__", type(model).__name__)
+        model = _build_on_meta(model)
+    else:
+        name = type(model).__name__
+    if input_size is None:
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        img = cfg.get("img_size", cfg.get("default_size", 224))
+        input_size = (cfg.get("in_chans", 3), img, img)
+    return name, model, parse_size(input_size)
+
+
 def _inspect(model: str | nn.Module | Callable[[], nn.Module], input_size: str | Sequence[int] | None,
              depth: int | None, dtype: torch.dtype) -> Summary:
-    if isinstance(model, str):
-        name = model
-        model, size = build_meta(model, input_size)
-    else:
-        if not isinstance(model, nn.Module):
-            if not callable(model):
-                raise ConfigError(f"inspect() needs a model name, an nn.Module or a builder, got {model!r}")
-            name = getattr(model, "__name__", type(model).__name__)
-            model = _build_on_meta(model)
-        else:
-            name = type(model).__name__
-        if input_size is None:
-            cfg = getattr(model, "pretrained_cfg", None) or {}
-            img = cfg.get("img_size", cfg.get("default_size", 224))
-            input_size = (cfg.get("in_chans", 3), img, img)
-        size = parse_size(input_size)
+    name, model, size = _resolve(model, input_size)
     try:
         tr = trace_module(model, size, dtype)
     except RuntimeError as e:

@@ -17,19 +17,20 @@ from cnnlab.errors import ConfigError
 from cnnlab.train.config import TTA_MODES, canonical_tta
 
 
+def common(p: argparse.ArgumentParser, workers: bool = True, holdout: bool = True) -> None:
+    """The options every training ensemble command shares (and all of ``cnnlab train``'s)."""
+    if workers:
+        p.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="train members in N local processes, each with cores/N threads [1]")
+    if holdout:
+        p.add_argument("--holdout", type=float, default=0.2, metavar="F",
+                       help="image folders without test/: evaluate on this stratified fraction of the "
+                            "training images [0.2]")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_train_arguments(p)
+
+
 def register(sub) -> None:
-
-    def common(p: argparse.ArgumentParser, workers: bool = True, holdout: bool = True) -> None:
-        if workers:
-            p.add_argument("--workers", type=int, default=1, metavar="N",
-                           help="train members in N local processes, each with cores/N threads [1]")
-        if holdout:
-            p.add_argument("--holdout", type=float, default=0.2, metavar="F",
-                           help="image folders without test/: evaluate on this stratified fraction of the "
-                                "training images [0.2]")
-        p.add_argument("--json", action="store_true", help="print the result as JSON")
-        add_train_arguments(p)
-
     p = sub.add_parser("cv", help="stratified k-fold cross-validation (any train options)",
                        description="Stratified, seeded k-fold cross-validation of a training configuration: "
                                    "per-fold and mean +/- std of every metric, a table, cv.csv/cv.json and cv.png.")
@@ -70,6 +71,10 @@ def register(sub) -> None:
     common(p)
     p.set_defaults(func=cmd_biasvar)
 
+    register_ensemble(sub)
+
+
+def register_ensemble(sub) -> None:
     p = sub.add_parser("ensemble", help="combine saved run directories or checkpoints and evaluate them",
                        description="Combine any saved checkpoints (run directories of bag/boost/train, snapshot "
                                    "files, runs from other machines): all must share classes and input size. "
