@@ -1,0 +1,3 @@
+"""The built-in experiments; importing this package registers them (see ``cnnlab lab list``)."""
+
+from cnnlab.lab.experiments import design  # noqa: F401
