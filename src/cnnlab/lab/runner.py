@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def apply_verdict(exp: Experiment, numbers: dict[str, Any]) -> dict[str, str]:
         if not isinstance(verdict, Verdict):
             raise TypeError(f"verdict rule returned {type(verdict).__name__}, not Verdict")
         return verdict.as_dict()
-    except Exception as e:  # noqa: BLE001 - a broken rule must show up in the report
+    except Exception as e:
         return {"status": "not measurable", "reason": f"verdict rule failed: {type(e).__name__}: {e}"}
 
 
@@ -79,10 +79,11 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
 
 
 def run_experiment(name: str, mode: str = "quick", seeds: int | None = None, root: str | os.PathLike = "lab",
-                   *, force: bool = False, threads: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+                   *, force: bool = False, threads: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one experiment into ``root/name`` (or return its cached result) and return its result dict.
     An exception inside the experiment is recorded (``status: failed``, ``error``), not raised."""
     exp = get_experiment(name)
+    log = log or say
     root = Path(root)
     final = root / name
     digest = config_hash(exp, mode, seeds, root)
@@ -111,12 +112,12 @@ def run_experiment(name: str, mode: str = "quick", seeds: int | None = None, roo
     except KeyboardInterrupt:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    except Exception as e:  # noqa: BLE001 - one failing experiment must not lose the others
+    except Exception as e:
         data.update(status="failed", error=f"{type(e).__name__}: {e}", figures=list(ctx.figures))
         atomic_write(tmp / "error.txt", traceback.format_exc().encode())
     data["elapsed_s"] = round(time.perf_counter() - start, 2)
     data["load_average_end"] = list(os.getloadavg())
-    data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write(tmp / "result.json", json.dumps(data, indent=2, ensure_ascii=False).encode())
     _swap_into_place(tmp, final)
     return data
@@ -157,13 +158,15 @@ def progress_line(index: int, total: int, data: dict[str, Any]) -> str:
 
 def run_experiments(names: Sequence[str], mode: str = "quick", seeds: int | None = None,
                     root: str | os.PathLike = "lab", *, workers: int = 1, force: bool = False,
-                    log: Callable[[str], None] = print) -> RunSummary:
+                    log: Callable[[str], None] | None = None) -> RunSummary:
     """Run ``names`` (see :func:`resolve_names`) into ``root``; Ctrl-C keeps what finished."""
     order = resolve_names(names)
+    log = log or say
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(root)
     summary, start = RunSummary({}), time.perf_counter()
     total = len(order)
 
@@ -202,7 +205,7 @@ def _run_parallel(order: list[str], mode: str, seeds: int | None, root: Path, wo
                 done(fut.result())
             except KeyboardInterrupt:
                 raise
-            except Exception as e:  # noqa: BLE001 - a worker that died (e.g. killed) is one failure
+            except Exception as e:
                 done({"name": futures[fut], "status": "failed", "error": f"worker: {type(e).__name__}: {e}"})
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -210,6 +213,32 @@ def _run_parallel(order: list[str], mode: str, seeds: int | None, root: Path, wo
     pool.shutdown()
     for name in readers:
         done(run_experiment(name, mode, seeds, root, force=force, log=log))
+
+
+def say(message: str) -> None:
+    """Print one progress line now (stdout may be a file or a pipe)."""
+    print(message, flush=True)
+
+
+def remove_stale_dirs(root: Path) -> list[Path]:
+    """Delete ``.NAME.tmp-PID`` / ``.NAME.old-PID`` directories left by killed runs (PID no longer alive)."""
+    removed = []
+    for d in root.glob(".*.*-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _quiet(message: str) -> None:

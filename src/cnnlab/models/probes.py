@@ -29,15 +29,16 @@ def _activation(name: str) -> type[nn.Module]:
 
 
 def kernel_stack_net(kernel: int = 3, layers: int = 3, widths: tuple[int, ...] = (16, 32), in_chans: int = 1,
-                     num_classes: int = 10, activation: str = "relu") -> nn.Sequential:
-    """Per stage: ``layers`` KxK 'same' convs (each followed by the activation), then 2x2 max-pool.
+                     num_classes: int = 10, activation: str = "relu", batch_norm: bool = True) -> nn.Sequential:
+    """Per stage: ``layers`` KxK 'same' convs (each followed by [BN and] the activation), then 2x2 max-pool.
     ``kernel=3, layers=3`` and ``kernel=7, layers=1`` have the same receptive field per stage."""
     act = _activation(activation)
     mods: list[nn.Module] = []
     c = in_chans
     for width in widths:
         for _ in range(layers):
-            mods += [nn.Conv2d(c, width, kernel, padding=kernel // 2), act()]
+            mods += [nn.Conv2d(c, width, kernel, padding=kernel // 2, bias=not batch_norm)]
+            mods += [nn.BatchNorm2d(width), act()] if batch_norm else [act()]
             c = width
         mods.append(nn.MaxPool2d(2))
     return nn.Sequential(*mods, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))

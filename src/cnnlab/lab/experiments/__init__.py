@@ -1,3 +1,7 @@
 """The built-in experiments; importing this package registers them (see ``cnnlab lab list``)."""
 
-from cnnlab.lab.experiments import design  # noqa: F401
+from cnnlab.lab.experiments import (
+    design,  # noqa: F401
+    inventory,  # noqa: F401
+    operators,  # noqa: F401
+)
