@@ -5,3 +5,5 @@ from cnnlab.lab.experiments import (
     inventory,  # noqa: F401
     operators,  # noqa: F401
 )
+from cnnlab.lab.experiments import dynamics  # noqa: F401
+from cnnlab.lab.experiments import optimizers  # noqa: F401
