@@ -26,7 +26,7 @@ from typing import Any
 from cnnlab.errors import ConfigError
 
 __all__ = ["MODES", "VERDICTS", "Claim", "Context", "Experiment", "Result", "Verdict", "get_experiment",
-           "list_experiments", "read_result", "register_experiment"]
+           "list_experiments", "read_result", "register_experiment", "unregister_experiment"]
 
 MODES = ("quick", "full")
 VERDICTS = ("confirmed", "partly", "not confirmed", "not measurable")
@@ -152,6 +152,11 @@ def register_experiment(name: str, *, claim: Claim, configs: dict[str, dict[str,
         return run
 
     return wrap
+
+
+def unregister_experiment(name: str) -> None:
+    """Remove ``name`` from the registry (tests that register throw-away experiments clean up with it)."""
+    _REGISTRY.pop(name, None)
 
 
 def _load_all() -> None:

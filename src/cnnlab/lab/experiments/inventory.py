@@ -131,11 +131,13 @@ def zoo_chart(ctx: Context) -> Result:
     front = pareto_front(rows)
     fig, ax = new_figure(width=12, height=7)
     biggest = max(r["params_m"] for r in rows)
-    for i, r in enumerate(rows):
+    offsets = [((8, 6), "left"), ((-8, -16), "right"), ((8, -16), "left"), ((-8, 6), "right")]
+    for i, r in enumerate(sorted(rows, key=lambda r: r["gmacs"])):  # neighbours get different label corners
         colour = OKABE_ITO[0] if r["model"] in front else OKABE_ITO[1]
         ax.scatter(r["gmacs"], r["top1"], s=60 + 2500 * r["params_m"] / biggest, color=colour, alpha=0.5,
                    edgecolors="black")
-        ax.annotate(r["model"], (r["gmacs"], r["top1"]), xytext=(6, 6 if i % 2 else -14), textcoords="offset points")
+        (dx, dy), ha = offsets[i % 4]
+        ax.annotate(r["model"], (r["gmacs"], r["top1"]), xytext=(dx, dy), textcoords="offset points", ha=ha)
     ax.set(xscale="log", xlabel="multiply-adds per image [G] (counted, log scale)",
            ylabel="ImageNet top-1 [%] (published)", title="Accuracy vs cost; ball area = parameters; blue = Pareto front")
     ctx.save_figure(fig, "zoo_chart.png")

@@ -86,9 +86,10 @@ def _deconvolution_figure(ctx: Context) -> None:
         ax.set_title(title)
         ax.grid(False)
         ax.set(xticks=[], yticks=[])
-        if img.shape[0] <= 7:
-            for (i, j), v in zip(itertools.product(range(img.shape[0]), range(img.shape[1])), img.flatten(), strict=True):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", color="white" if v < 5 else "black")
+        middle = float(img.min() + img.max()) / 2
+        for (i, j), v in zip(itertools.product(range(img.shape[0]), range(img.shape[1])), img.flatten(), strict=True):
+            if v or img.shape[0] <= 7:
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", color="white" if v < middle else "black")
     ctx.save_figure(fig, "deconvolution.png")
 
 
