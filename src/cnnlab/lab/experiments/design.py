@@ -205,8 +205,8 @@ def _median_seconds(module: nn.Module, x: Any, min_run_time: float) -> float:
 
 @register_experiment(
     "depthwise",
-    claim=Claim(quote="깊이별 분할 컨볼루션 (Depthwise separable convolution) - 계산 비용 "
-                      "D_K·D_K·M·D_F·D_F + M·N·D_F·D_F",
+    claim=Claim(quote="깊이별 분할 컨볼루션 (Depthwise separable convolution) / 계산 비용 / "
+                      "D_K \\cdot D_K \\cdot M \\cdot D_F \\cdot D_F + M \\cdot N \\cdot D_F \\cdot D_F",
                 paraphrase="MobileNet's depthwise-separable convolution costs 1/N + 1/D_K² of a standard "
                            "convolution: counted MACs and measured CPU time.",
                 seed=SEED_LECTURE),

@@ -118,7 +118,7 @@ def relu_tanh_verdict(n: dict[str, Any]) -> Verdict:
 
 @register_experiment(
     "relu_vs_tanh",
-    claim=Claim(quote="ReLU: 같은 정확도 유지 하면서 빠르다.(Tanh보다 좋은 성능)",
+    claim=Claim(quote="(ReLU) 같은 정확도 유지 하면서 빠르다.(Tanh보다 좋은 성능)",
                 paraphrase="AlexNet's ReLU reaches a given training error several times faster than tanh "
                            "(Krizhevsky et al. 2012, Fig. 1: 25 % on CIFAR-10 six times faster).",
                 seed=SEED_DEEP),

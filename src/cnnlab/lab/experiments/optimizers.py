@@ -90,7 +90,7 @@ def _steps(v: int | None) -> float:
 
 @register_experiment(
     "optimizers",
-    claim=Claim(quote="관성(가속도) : 과거에 이동했던 방식을 기억하면서 기존 방향으로 일정 이상 추가 이동함 - 수렴 속도 향상"
+    claim=Claim(quote="관성(가속도) : 과거에 이동했던 방식을 기억하면서 기존 방향으로 일정 이상 추가 이동함 / 수렴 속도 향상"
                       "(지역 최저, 안장점에 빠지는 문제 해소)",
                 paraphrase="Momentum speeds up convergence (along ravines, away from saddle points); Nesterov, "
                            "Adagrad, RMSprop and Adam adapt the steps further.",
