@@ -22,8 +22,8 @@ SEED_LECTURE = "001_2f996cc2c9e949d3.txt"
 SEED_REVIEW = "000_00f717e3d2045b8a.txt"
 
 QUICK_TRAIN = {"data": "fashion-mnist", "train_subset": 1500, "test_subset": 2000, "epochs": 3, "batch_size": 64,
-               "optimizer": "adam", "lr": 2e-3}
-FULL_TRAIN = {**QUICK_TRAIN, "train_subset": 0, "test_subset": 0, "epochs": 15, "schedule": "cosine"}
+               "optimizer": "adam", "lr": 2e-3, "threads": 1}
+FULL_TRAIN = {**QUICK_TRAIN, "train_subset": 0, "test_subset": 0, "epochs": 15, "schedule": "cosine", "threads": 0}
 
 
 def _params(module: nn.Module) -> int:
@@ -39,23 +39,21 @@ def train_setup(train: dict[str, Any], seeds: int) -> str:
 
 # ============================================================================ stack3x3
 def stack3x3_verdict(n: dict[str, Any]) -> Verdict:
-    """Confirmed: equal RF (7), counted weights 27C^2 vs 49C^2 for every C, and the stack not
-    significantly less accurate (paired t-test p >= 0.05 or a positive mean difference)."""
+    """Confirmed: equal RF (7), counted weights 27C^2 vs 49C^2 for every C, and the stack at most 1 point
+    less accurate on the mean over seeds. Partly: the counts hold but the stack is less accurate.
+    (A first rule accepted "not significantly worse" (p >= 0.05); with 3 seeds it called 48.4 % vs 61.5 %
+    confirmed, so the rule now needs the mean itself within 1 point.)"""
     counts_ok = n["rf_stack"] == n["rf_single"] == 7 and all(
         r["stack_weights"] == 27 * r["channels"] ** 2 and r["single_weights"] == 49 * r["channels"] ** 2
         for r in n["counts"])
     if not counts_ok:
-        return Verdict("not confirmed", f"counted RF {n['rf_stack']} vs {n['rf_single']} or weights differ from 27C²/49C²")
-    cmp = n.get("paired")
-    if cmp is None:
-        return Verdict("partly", "RF 7 with 27C² vs 49C² weights counted; accuracy arm not run")
-    worse = cmp["mean_diff"] < 0 and cmp["p_value"] is not None and cmp["p_value"] < 0.05
-    acc = f"stack {n['acc']['stack3x3']['mean']:.2%} vs 7x7 {n['acc']['single7x7']['mean']:.2%}"
-    if worse:
-        return Verdict("partly", f"RF 7 with 27/49 = {27 / 49:.3f} of the weights, but accuracy lower ({acc}, "
-                                 f"p = {cmp['p_value']:.3f})")
-    return Verdict("confirmed", f"RF 7 with 27/49 = {27 / 49:.3f} of the weights and 3 vs 1 nonlinearities; {acc} "
-                                f"(diff {cmp['mean_diff']:+.2%})")
+        return Verdict("not confirmed", f"counted RF {n['rf_stack']} vs {n['rf_single']} or weights not 27C²/49C²")
+    cmp = n["paired"]
+    acc = (f"stack {n['acc']['stack3x3']['mean']:.1%} ± {n['acc']['stack3x3']['std']:.1%} vs 7x7 "
+           f"{n['acc']['single7x7']['mean']:.1%} ± {n['acc']['single7x7']['std']:.1%}")
+    p = f", p = {cmp['p_value']:.3f}" if cmp["p_value"] is not None else ""
+    text = f"RF 7 with 27/49 = {27 / 49:.3f} of the weights, 3 vs 1 nonlinearities; {acc}{p}"
+    return Verdict("confirmed" if cmp["mean_diff"] >= -0.01 else "partly", text)
 
 
 @register_experiment(

@@ -123,7 +123,7 @@ def relu_tanh_verdict(n: dict[str, Any]) -> Verdict:
                            "(Krizhevsky et al. 2012, Fig. 1: 25 % on CIFAR-10 six times faster).",
                 seed=SEED_DEEP),
     configs={"quick": {"train": {"data": "fashion-mnist", "train_subset": 3000, "test_subset": 2000, "epochs": 2,
-                                 "batch_size": 64, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
+                                 "batch_size": 64, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "threads": 1},
                        "widths": [16, 32, 64], "threshold": 0.25, "window": 10, "seeds": 3},
              "full": {"train": {"data": "fashion-mnist", "train_subset": 0, "test_subset": 0, "epochs": 10,
                                 "batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9},
