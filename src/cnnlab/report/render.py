@@ -109,7 +109,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} .badge{display:inline
 blockquote{margin:.4em 0;padding:.4em 1em;border-left:5px solid #009E73;background:#f3faf7;font-size:1.1em}
 img{max-width:100%;height:auto;border:1px solid #ddd;margin:.5em 0} .meta{color:#555;font-size:15px}
 .scroll{overflow-x:auto} pre{white-space:pre-wrap;font-size:14px;background:#f6f6f6;padding:.6em}
-a{color:#0060a0} section{scroll-margin-top:1em}
+a{color:#0060a0} section{scroll-margin-top:1em} footer{height:70vh}
 """
 
 
@@ -196,7 +196,7 @@ def render_html(results: list[dict[str, Any]], title: str = "cnnlab lab report")
     body += [_section_html(r) for r in results]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{html.escape(title)}"
-            f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n<footer></footer></body></html>\n")
 
 
 def _md_cell(value: Any) -> str:
