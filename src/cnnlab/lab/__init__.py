@@ -20,5 +20,7 @@ from cnnlab.lab.experiment import (
 )
 from cnnlab.lab.runner import RunSummary, config_hash, run_experiment, run_experiments
 
+import cnnlab.lab.experiments  # noqa: E402, F401  (registers the built-in experiments)
+
 __all__ = ["Claim", "Context", "Experiment", "Result", "RunSummary", "Verdict", "config_hash", "get_experiment",
            "list_experiments", "read_result", "register_experiment", "run_experiment", "run_experiments"]

@@ -159,18 +159,13 @@ def unregister_experiment(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def _load_all() -> None:
-    import cnnlab.lab.experiments  # noqa: F401  (registers the built-in experiments)
-
-
 def list_experiments() -> list[Experiment]:
-    """Every registered experiment; the ones that read others' results come last."""
-    _load_all()
+    """Every registered experiment (importing :mod:`cnnlab.lab` registers the built-in ones); the ones that
+    read others' results come last."""
     return sorted(_REGISTRY.values(), key=lambda e: (bool(e.reads), list(_REGISTRY).index(e.name)))
 
 
 def get_experiment(name: str) -> Experiment:
-    _load_all()
     if name not in _REGISTRY:
         import difflib
 
