@@ -154,3 +154,34 @@ def test_convolutionalization_chance_level():
     from cnnlab.lab.experiments.operators import _chance_hit
 
     assert _chance_hit(84, 8) == pytest.approx(25 / 225)  # 15x15 windows, 5x5 of them within 8 px
+
+
+def test_quiz_structural_answers_and_rule():
+    from cnnlab.lab.experiments.quiz import q_inception, q_shufflenet, q_vgg, quiz_verdict
+
+    assert q_vgg()[0] == "O" and "[(3, 3)]" in q_vgg()[1]
+    answer, evidence = q_inception()
+    assert answer == "O" and "'branch1': 1" in evidence and "'branch2': 3" in evidence
+    assert q_shufflenet()[0] == "O" and "16 depthwise" in q_shufflenet()[1]
+    rows = [{"q": 1, "measured": "O", "lecture": "O"}, {"q": 2, "measured": None, "lecture": "X"}]
+    assert quiz_verdict({"answers": rows}).status == "confirmed"
+    rows.append({"q": 3, "measured": "X", "lecture": "O"})
+    assert quiz_verdict({"answers": rows}).status == "partly"
+
+
+def test_detection_speed_reads_detection_runs(tmp_path):
+    import json
+
+    from cnnlab.lab.experiments.quiz import detection_verdict
+
+    result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
+    assert verdict.status == "not measurable" and "needs `cnnlab detect`" in verdict.reason
+    for model, ms in (("rcnn_alexnet", 9000.0), ("faster_rcnn_fastnet", 120.0)):
+        d = tmp_path / "runs" / model
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({"config": {"task": "detection", "model": model},
+                                                   "final": {"map": 0.3, "ms_per_image": ms}}))
+    result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
+    assert [r["kind"] for r in result.numbers["runs"]] == ["shared", "per-proposal"]
+    assert verdict.status == "confirmed" and "75x" in verdict.reason
+    assert detection_verdict({"runs": result.numbers["runs"][:1], "searched": []}).status == "not measurable"

@@ -35,14 +35,24 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def source_hash(exp: Experiment) -> str | None:
+    """SHA-256 of the file defining the experiment (its run function and rule): editing it reruns it."""
+    import inspect
+
+    try:
+        return hashlib.sha256(Path(inspect.getsourcefile(exp.run)).read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return None
+
+
 def config_hash(exp: Experiment, mode: str, seeds: int | None, root: Path) -> str:
-    """SHA-256 (16 hex digits) of what determines the result: name, version, mode, the configuration,
-    and the hashes of the results it reads (so a changed input reruns the reader)."""
+    """SHA-256 (16 hex digits) of what determines the result: name, version, the source of its module, mode,
+    the configuration, and the hashes of the results it reads (so a changed input reruns the reader)."""
     reads = {}
     for other in exp.reads:
         data = read_result(root / other)
         reads[other] = data.get("config_hash") if data and data.get("status") == "ok" else None
-    key = {"name": exp.name, "version": exp.version, "mode": mode, "config": exp.config(mode, seeds), "reads": reads}
+    key = {"name": exp.name, "version": exp.version, "source": source_hash(exp), "mode": mode, "config": exp.config(mode, seeds), "reads": reads}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

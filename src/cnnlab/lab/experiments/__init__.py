@@ -7,3 +7,4 @@ from cnnlab.lab.experiments import (
 )
 from cnnlab.lab.experiments import dynamics  # noqa: F401
 from cnnlab.lab.experiments import optimizers  # noqa: F401
+from cnnlab.lab.experiments import quiz  # noqa: F401

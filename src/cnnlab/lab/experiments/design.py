@@ -21,7 +21,7 @@ from cnnlab.models.probes import kernel_stack_net
 SEED_LECTURE = "001_2f996cc2c9e949d3.txt"
 SEED_REVIEW = "000_00f717e3d2045b8a.txt"
 
-QUICK_TRAIN = {"data": "fashion-mnist", "train_subset": 1500, "test_subset": 2000, "epochs": 3, "batch_size": 64,
+QUICK_TRAIN = {"data": "fashion-mnist", "train_subset": 3000, "test_subset": 2000, "epochs": 3, "batch_size": 64,
                "optimizer": "adam", "lr": 2e-3, "threads": 1}
 FULL_TRAIN = {**QUICK_TRAIN, "train_subset": 0, "test_subset": 0, "epochs": 15, "schedule": "cosine", "threads": 0}
 
