@@ -28,7 +28,8 @@ def test_stack3x3_counts_27_vs_49_and_rf_7(tmp_path):
                                tmp_path)
     n = result.numbers
     assert n["rf_stack"] == n["rf_single"] == 7
-    assert [(r["stack_weights"], r["single_weights"]) for r in n["counts"]] == [(27 * 16, 49 * 16), (27 * 256, 49 * 256)]
+    counts = [(r["stack_weights"], r["single_weights"]) for r in n["counts"]]
+    assert counts == [(27 * 16, 49 * 16), (27 * 256, 49 * 256)]
     assert n["counts"][0]["ratio"] == pytest.approx(27 / 49)
     assert len(n["per_seed"]["stack3x3"]) == 2 and (tmp_path / "runs" / "stack3x3-s1" / "metrics.csv").is_file()
     assert verdict.status in ("confirmed", "partly") and "27/49" in verdict.reason
@@ -41,14 +42,15 @@ def test_stack3x3_rule_rejects_wrong_counts_and_lower_accuracy():
             "paired": {"mean_diff": 0.0, "p_value": None}}
     assert rule(good).status == "confirmed"
     assert rule({**good, "rf_stack": 5}).status == "not confirmed"
-    assert rule({**good, "counts": [{"channels": 2, "stack_weights": 72, "single_weights": 196}]}).status == "not confirmed"
+    two_layers = [{"channels": 2, "stack_weights": 72, "single_weights": 196}]  # 2x[3x3] counted against 7x7
+    assert rule({**good, "counts": two_layers}).status == "not confirmed"
     lower = {**good, "paired": {"mean_diff": -0.13, "p_value": 0.2}}  # not significant, but 13 points lower
     assert rule(lower).status == "partly"
 
 
 def test_bottleneck_reproduces_120_4_to_12_4_million(tmp_path):
-    result, verdict = run_tiny("bottleneck", {"cases": [["googlenet", 192, 16, 32, 5, 28], ["resnet", 256, 64, 256, 3, 14]]},
-                               tmp_path)
+    cases = [["googlenet", 192, 16, 32, 5, 28], ["resnet", 256, 64, 256, 3, 14]]
+    result, verdict = run_tiny("bottleneck", {"cases": cases}, tmp_path)
     first = result.numbers["rows"][0]
     assert first["counted_plain"] == first["formula_plain"] == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400
     assert first["counted_bottleneck"] == 28 * 28 * (16 * 192 + 32 * 5 * 5 * 16) == 12_443_648

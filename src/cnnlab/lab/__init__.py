@@ -7,6 +7,7 @@ run_experiments(["stack3x3", "depthwise"], mode="quick", root="lab")   # lab/sta
 ``cnnlab lab list`` / ``cnnlab lab run NAME...|all [--quick|--full]``; ``cnnlab report lab/`` renders them.
 """
 
+import cnnlab.lab.experiments  # noqa: F401  (registers the built-in experiments)
 from cnnlab.lab.experiment import (
     Claim,
     Context,
@@ -19,8 +20,6 @@ from cnnlab.lab.experiment import (
     register_experiment,
 )
 from cnnlab.lab.runner import RunSummary, config_hash, run_experiment, run_experiments
-
-import cnnlab.lab.experiments  # noqa: E402, F401  (registers the built-in experiments)
 
 __all__ = ["Claim", "Context", "Experiment", "Result", "RunSummary", "Verdict", "config_hash", "get_experiment",
            "list_experiments", "read_result", "register_experiment", "run_experiment", "run_experiments"]

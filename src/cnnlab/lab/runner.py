@@ -52,7 +52,8 @@ def config_hash(exp: Experiment, mode: str, seeds: int | None, root: Path) -> st
     for other in exp.reads:
         data = read_result(root / other)
         reads[other] = data.get("config_hash") if data and data.get("status") == "ok" else None
-    key = {"name": exp.name, "version": exp.version, "source": source_hash(exp), "mode": mode, "config": exp.config(mode, seeds), "reads": reads}
+    key = {"name": exp.name, "version": exp.version, "source": source_hash(exp), "mode": mode,
+           "config": exp.config(mode, seeds), "reads": reads}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -88,8 +89,9 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def run_experiment(name: str, mode: str = "quick", seeds: int | None = None, root: str | os.PathLike = "lab",
-                   *, force: bool = False, threads: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_experiment(name: str, mode: str = "quick", seeds: int | None = None, root: str | os.PathLike = "lab", *,
+                   force: bool = False, threads: int = 0,
+                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one experiment into ``root/name`` (or return its cached result) and return its result dict.
     An exception inside the experiment is recorded (``status: failed``, ``error``), not raised."""
     exp = get_experiment(name)

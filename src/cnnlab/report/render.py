@@ -166,7 +166,8 @@ def _section_html(r: dict[str, Any]) -> str:
             parts += [f'<img src="{_data_uri(p)}" alt="{html.escape(r["name"])}: {html.escape(p.stem)}">'
                       for p in figs]
     parts += ["<h3>Verdict</h3>", f"<p>{_badge(status_of(r))} {html.escape(reason_of(r))}</p>",
-              f'<p class="meta">mode {html.escape(str(r.get("mode", "")))}, config {html.escape(str(r.get("config_hash", "")))}'
+              f'<p class="meta">mode {html.escape(str(r.get("mode", "")))}, '
+              f'config {html.escape(str(r.get("config_hash", "")))}'
               f", {r.get('elapsed_s', 0):.1f} s (estimate {r.get('estimate_s', 0):.0f} s), load average "
               f"{_load(r)}, finished {html.escape(str(r.get('finished_at', '')))} "
               '· <a href="#top">back to the verdict table</a></p></section>']

@@ -2,9 +2,9 @@
 
 from cnnlab.lab.experiments import (
     design,  # noqa: F401
+    dynamics,  # noqa: F401
     inventory,  # noqa: F401
     operators,  # noqa: F401
+    optimizers,  # noqa: F401
+    quiz,  # noqa: F401
 )
-from cnnlab.lab.experiments import dynamics  # noqa: F401
-from cnnlab.lab.experiments import optimizers  # noqa: F401
-from cnnlab.lab.experiments import quiz  # noqa: F401

@@ -58,7 +58,8 @@ def stack3x3_verdict(n: dict[str, Any]) -> Verdict:
 
 @register_experiment(
     "stack3x3",
-    claim=Claim(quote="3x3 필터 3회 적용 ⇒ 7x7 필터 적용 효과 27 가중치 49 가중치 / ReLU 3회 적용 ⇒ 복잡한 결정경계 표현 가능",
+    claim=Claim(quote="3x3 필터 3회 적용 ⇒ 7x7 필터 적용 효과 27 가중치 49 가중치 / "
+                      "ReLU 3회 적용 ⇒ 복잡한 결정경계 표현 가능",
                 paraphrase="Three stacked 3x3 convs see 7x7 with 27C² instead of 49C² weights and three "
                            "nonlinearities, so they lose nothing against one 7x7 conv.",
                 seed=SEED_LECTURE),
@@ -103,7 +104,8 @@ def stack3x3(ctx: Context) -> Result:
     table += [{"arm": k, "params": numbers["params"][k], "test_top1_mean": v["mean"], "test_top1_std": v["std"]}
               for k, v in acc.items()]
     setup = (f"weights counted on real nn.Conv2d stacks for C in {cfg['channels']} (no biases), RF traced by "
-             f"cnnlab.inspect; accuracy: a net of stages {list(widths)} of 3x[3x3] vs 1x[7x7] convs (each + BN + ReLU) + 2x2 pool, "
+             f"cnnlab.inspect; accuracy: a net of stages {list(widths)} of 3x[3x3] vs 1x[7x7] convs "
+             "(each + BN + ReLU) + 2x2 pool, "
              + train_setup(cfg["train"], len(ctx.seeds)))
     return Result(numbers, setup, table)
 
@@ -119,8 +121,9 @@ def bottleneck_verdict(n: dict[str, Any]) -> Verdict:
         return Verdict("not confirmed", "counted MACs disagree with the formula")
     saves = min(r["counted_plain"] / r["counted_bottleneck"] for r in n["rows"])
     if saves >= 2 and abs(ex["counted_plain"] / 1e6 - 120.4) < 0.1 and abs(ex["counted_bottleneck"] / 1e6 - 12.4) < 0.1:
-        return Verdict("confirmed", f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M MACs "
-                                    f"({ex['counted_plain'] / ex['counted_bottleneck']:.1f}x); every case >= {saves:.1f}x")
+        return Verdict("confirmed", f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M "
+                                    f"MACs ({ex['counted_plain'] / ex['counted_bottleneck']:.1f}x); every case "
+                                    f">= {saves:.1f}x")
     return Verdict("partly", f"1x1 reductions save {saves:.1f}x at least, the example gives "
                              f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M")
 
@@ -137,12 +140,14 @@ def _bottleneck_modules(style: str, a: int, m: int, b: int, k: int) -> tuple[nn.
 
 @register_experiment(
     "bottleneck",
-    claim=Claim(quote="1x1 Conv: ... Dimensionality Reduction 효과 ... 연산량을 줄이고, 신경망을 더욱 깊게 쌓을 수 있음",
+    claim=Claim(quote="1x1 Conv: ... Dimensionality Reduction 효과 ... "
+                      "연산량을 줄이고, 신경망을 더욱 깊게 쌓을 수 있음",
                 paraphrase="1x1 convolutions that reduce the channels before a large kernel (Inception, ResNet "
                            "bottlenecks) cut the multiply-adds, e.g. 120.4 M -> 12.4 M.",
                 seed=SEED_REVIEW),
     configs={m: {"cases": [["googlenet", 192, 16, 32, 5, 28], ["googlenet", 480, 96, 208, 3, 14],
-                           ["resnet", 256, 64, 256, 3, 56], ["resnet", 1024, 256, 1024, 3, 14]]} for m in ("quick", "full")},
+                           ["resnet", 256, 64, 256, 3, 56], ["resnet", 1024, 256, 1024, 3, 14]]}
+             for m in ("quick", "full")},
     cost={"quick": 10, "full": 10}, verdict=bottleneck_verdict)
 def bottleneck(ctx: Context) -> Result:
     rows = []
@@ -183,10 +188,12 @@ def depthwise_verdict(n: dict[str, Any]) -> Verdict:
     where = f"(M={worst['M']}, N={worst['N']}, {worst['D_F']}x{worst['D_F']})"
     if worst["time_speedup"] >= 0.5 * worst["mac_speedup"]:
         return Verdict("confirmed", f"MAC ratio = 1/N + 1/D_K² exactly; CPU time speed-up >= half the MAC speed-up "
-                                    f"everywhere (worst {worst['time_speedup']:.1f}x of {worst['mac_speedup']:.1f}x {where})")
+                                    f"everywhere (worst {worst['time_speedup']:.1f}x of {worst['mac_speedup']:.1f}x "
+                                    f"{where})")
     if worst["time_speedup"] > 1:
         return Verdict("partly", f"MAC ratio = 1/N + 1/D_K² exactly, but CPU time gains less: "
-                                 f"{worst['time_speedup']:.1f}x measured vs {worst['mac_speedup']:.1f}x counted {where}; "
+                                 f"{worst['time_speedup']:.1f}x measured vs {worst['mac_speedup']:.1f}x counted "
+                                 f"{where}; "
                                  "depthwise convs do little arithmetic per byte moved")
     return Verdict("not confirmed", f"separable not faster on CPU {where}: {worst['time_speedup']:.2f}x")
 

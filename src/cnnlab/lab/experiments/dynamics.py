@@ -36,8 +36,8 @@ def vanishing_verdict(n: dict[str, Any]) -> Verdict:
 
 @register_experiment(
     "vanishing_gradients",
-    claim=Claim(quote="정의: gradient -> 출력층 -> 각 층의 가중치 수정 -> 층이 늘어남 -> 중간 층들의 기울기가 0이 된다. "
-                      "-> gradient가 작아짐-> 레이어 학습 불가",
+    claim=Claim(quote="정의: gradient -> 출력층 -> 각 층의 가중치 수정 -> 층이 늘어남 -> "
+                      "중간 층들의 기울기가 0이 된다. -> gradient가 작아짐-> 레이어 학습 불가",
                 paraphrase="In a deep net the gradient shrinks on its way back to the first layers (sigmoid); "
                            "ReLU and batch norm keep it alive.",
                 seed=SEED_DEEP),

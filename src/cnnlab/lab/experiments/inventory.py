@@ -139,7 +139,8 @@ def zoo_chart(ctx: Context) -> Result:
         (dx, dy), ha = offsets[i % 4]
         ax.annotate(r["model"], (r["gmacs"], r["top1"]), xytext=(dx, dy), textcoords="offset points", ha=ha)
     ax.set(xscale="log", xlabel="multiply-adds per image [G] (counted, log scale)",
-           ylabel="ImageNet top-1 [%] (published)", title="Accuracy vs cost; ball area = parameters; blue = Pareto front")
+           ylabel="ImageNet top-1 [%] (published)",
+           title="Accuracy vs cost; ball area = parameters; blue = Pareto front")
     ctx.save_figure(fig, "zoo_chart.png")
     setup = ("MACs and parameters counted by cnnlab.compare at each model's published input size; top-1 accuracy "
              "is the published figure (reference_accuracy.json: torchvision's weights table or the paper), not "

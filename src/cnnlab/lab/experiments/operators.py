@@ -61,9 +61,10 @@ def deconvolution(ctx: Context) -> Result:
             ref = F.conv_transpose2d(x, w, b, s, p, a)
             mine = transposed_conv_by_zero_insertion(x, w, b, s, p, a)
             scale = float(ref.abs().max()) or 1.0
+            diff = float((ref - mine).abs().max())
             cases.append({"H": size, "k": k, "s": s, "p": p, "a": a, "torch_size": ref.shape[-1],
                           "formula_size": transposed_conv_output_size(size, k, s, p, a),
-                          "max_abs_diff": float((ref - mine).abs().max()), "rel_diff": float((ref - mine).abs().max()) / scale})
+                          "max_abs_diff": diff, "rel_diff": diff / scale})
     _deconvolution_figure(ctx)
     setup = (f"{len(cases)} settings (input H in {c['sizes']}, kernel k in {c['kernels']}, stride s in {c['strides']}, "
              f"padding p in {c['pads']}, every output padding a < s): random 3->2-channel weights; "

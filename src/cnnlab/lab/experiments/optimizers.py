@@ -90,8 +90,8 @@ def _steps(v: int | None) -> float:
 
 @register_experiment(
     "optimizers",
-    claim=Claim(quote="관성(가속도) : 과거에 이동했던 방식을 기억하면서 기존 방향으로 일정 이상 추가 이동함 / 수렴 속도 향상"
-                      "(지역 최저, 안장점에 빠지는 문제 해소)",
+    claim=Claim(quote="관성(가속도) : 과거에 이동했던 방식을 기억하면서 기존 방향으로 "
+                      "일정 이상 추가 이동함 / 수렴 속도 향상(지역 최저, 안장점에 빠지는 문제 해소)",
                 paraphrase="Momentum speeds up convergence (along ravines, away from saddle points); Nesterov, "
                            "Adagrad, RMSprop and Adam adapt the steps further.",
                 seed=SEED_BOOTCAMP),
@@ -118,7 +118,8 @@ def optimizers(ctx: Context) -> Result:
     numbers = {"best_steps": best_steps, "best_lr": best_lr}
     setup = (f"torch.optim's SGD, SGD+momentum 0.9, Nesterov, Adagrad, RMSprop, Adam on two surfaces from fixed "
              f"starts: a ravine 0.05x² + y² from (-9, 1.5) and a saddle x²/2 + y⁴/4 - y²/2 from (1.5, 1e-4); "
-             f"each optimizer's best learning rate of {cfg['lrs']}: fewest steps until f - f_min <= {cfg['tol']} (ravine) "
+             f"each optimizer's best learning rate of {cfg['lrs']}: fewest steps until f - f_min <= {cfg['tol']} "
+             "(ravine) "
              f"or until |y| >= 0.5 (saddle: escaped), at most {cfg['steps']} steps")
     if cfg.get("fashion"):
         numbers["fashion"] = _fashion_curves(ctx, cfg["fashion"])
@@ -151,7 +152,8 @@ def _fashion_curves(ctx: Context, spec: dict[str, Any]) -> dict[str, Any]:
     fig, ax = new_figure(width=10)
     for name, lr in spec["lrs"].items():
         opt = {"SGD": ("sgd", 0.0, False), "momentum": ("sgd", 0.9, False), "Nesterov": ("sgd", 0.9, True),
-               "Adagrad": ("adagrad", 0.0, False), "RMSprop": ("rmsprop", 0.0, False), "Adam": ("adam", 0.0, False)}[name]
+               "Adagrad": ("adagrad", 0.0, False), "RMSprop": ("rmsprop", 0.0, False),
+               "Adam": ("adam", 0.0, False)}[name]
         train = {k: spec[k] for k in ("data", "train_subset", "epochs", "batch_size")}
         train.update(optimizer=opt[0], momentum=opt[1], nesterov=opt[2], lr=lr)
         runs = train_arms(ctx, {name: lambda: kernel_stack_net(3, 2, (16, 32))}, train, ctx.seeds)[name]

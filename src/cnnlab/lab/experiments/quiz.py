@@ -43,8 +43,8 @@ def q_inception() -> tuple[str | None, str]:
     rfs = {b: inspect(getattr(module, b), (192, 28, 28)).receptive_field for b in ("branch1", "branch2", "branch3",
                                                                                      "branch4")}
     answer = "O" if len(set(map(str, rfs.values()))) > 1 else "X"
-    return answer, (f"inception 3a's branches see receptive fields {rfs} (traced) in one block; cnnlab's GoogLeNet keeps "
-                    "torchvision's 3x3 kernel in the '5x5' branch")
+    return answer, (f"inception 3a's branches see receptive fields {rfs} (traced) in one block; cnnlab's "
+                    "GoogLeNet keeps torchvision's 3x3 kernel in the '5x5' branch")
 
 
 def q_resnet(batch: torch.Tensor, labels: torch.Tensor) -> tuple[str | None, str]:
@@ -63,18 +63,19 @@ def q_resnet(batch: torch.Tensor, labels: torch.Tensor) -> tuple[str | None, str
         ratio[name] = norms[0][1] / norms[-2][1]  # first conv vs last conv (the classifier is last)
     imbalance = {k: abs(math.log10(v)) for k, v in ratio.items()}
     answer = "O" if imbalance["plain56"] - imbalance["resnet56"] >= 1 else "X"
-    return answer, (f"at initialisation the first conv gets {ratio['plain56']:.2g}x (plain-56) vs {ratio['resnet56']:.2g}x "
-                    "(ResNet-56) the last conv's gradient norm: with shortcuts the error signal reaches every depth at "
-                    "a similar scale (a gradient proxy; the trained degradation test, residual_depth, is not built yet)")
+    return answer, (f"at initialisation the first conv gets {ratio['plain56']:.2g}x (plain-56) vs "
+                    f"{ratio['resnet56']:.2g}x (ResNet-56) the last conv's gradient norm: with shortcuts the error "
+                    "signal reaches every depth at a similar scale (a gradient proxy; the trained degradation test, "
+                    "residual_depth, is not built yet)")
 
 
 def q_shufflenet() -> tuple[str | None, str]:
     convs = _convs("shufflenet_v1_g3")
     depthwise = [m for m in convs if m.groups > 1 and m.groups == m.in_channels == m.out_channels]
     grouped = [m for m in convs if 1 < m.groups < m.in_channels]
-    return "O", (f"ShuffleNet-v1 (g=3) has {len(depthwise)} depthwise 3x3 convs beside {len(grouped)} grouped 1x1 convs "
-                 "and channel shuffles: it does use depthwise convolution, so measured O; its hallmark (the answer "
-                 "the lecture likely wants, X) is pointwise group convolution + channel shuffle")
+    return "O", (f"ShuffleNet-v1 (g=3) has {len(depthwise)} depthwise 3x3 convs beside {len(grouped)} grouped 1x1 "
+                 "convs and channel shuffles: it does use depthwise convolution, so measured O; its hallmark (the "
+                 "answer the lecture likely wants, X) is pointwise group convolution + channel shuffle")
 
 
 NOT_HERE = {
@@ -116,10 +117,10 @@ def quiz(ctx: Context) -> Result:
     for q, (text, lecture) in enumerate(STATEMENTS, start=1):
         answer, evidence = measured.get(q, (None, "not measurable here: " + NOT_HERE.get(q, "")))
         rows.append({"q": q, "statement": text, "lecture": lecture, "measured": answer, "evidence": evidence})
-    setup = ("each statement of the quiz in 001_2f996cc2c9e949d3.txt checked against the zoo by counting (kernel sizes, "
-             "depthwise/grouped convs), tracing (receptive fields) or one backward pass at initialisation (plain-56 vs "
-             f"ResNet-56 on {ctx.config['batch']} Fashion-MNIST images); 'lecture' is the answer the lecture's text "
-             "implies (the seed prints no key)")
+    setup = ("each statement of the quiz in 001_2f996cc2c9e949d3.txt checked against the zoo by counting (kernel "
+             "sizes, depthwise/grouped convs), tracing (receptive fields) or one backward pass at initialisation "
+             f"(plain-56 vs ResNet-56 on {ctx.config['batch']} Fashion-MNIST images); 'lecture' is the answer the "
+             "lecture's text implies (the seed prints no key)")
     return Result({"answers": rows}, setup, rows)
 
 
