@@ -24,14 +24,14 @@ TINY_TRAIN = {"data": "synthetic", "train_subset": 300, "test_subset": 200, "epo
 
 
 def test_stack3x3_counts_27_vs_49_and_rf_7(tmp_path):
-    result, verdict = run_tiny("stack3x3", {"channels": [4, 16], "train": TINY_TRAIN, "widths": [2, 4], "seeds": 2},
+    result, verdict = run_tiny("stack3x3", {"channels": [4, 16], "train": TINY_TRAIN, "widths": [2, 4], "seeds": 1},
                                tmp_path)
     n = result.numbers
     assert n["rf_stack"] == n["rf_single"] == 7
     counts = [(r["stack_weights"], r["single_weights"]) for r in n["counts"]]
     assert counts == [(27 * 16, 49 * 16), (27 * 256, 49 * 256)]
     assert n["counts"][0]["ratio"] == pytest.approx(27 / 49)
-    assert len(n["per_seed"]["stack3x3"]) == 2 and (tmp_path / "runs" / "stack3x3-s1" / "metrics.csv").is_file()
+    assert len(n["per_seed"]["stack3x3"]) == 1 and (tmp_path / "runs" / "single7x7-s0" / "metrics.csv").is_file()
     assert verdict.status in ("confirmed", "partly") and "27/49" in verdict.reason
 
 

@@ -165,3 +165,22 @@ def test_cli_list_and_run(fake_lab, capsys):
     assert json.loads((root / "t_square" / "result.json").read_text())["verdict"]["status"] == "confirmed"
     assert main(["lab", "run", "nope", "--out", str(root)]) == 2  # unknown name: one clear line
     assert "unknown experiment 'nope'" in capsys.readouterr().err
+
+
+def test_saved_figures_have_projection_sized_text(tmp_path):
+    from cnnlab.lab import Context
+    from cnnlab.lab.style import OKABE_ITO, new_figure
+
+    fig, ax = new_figure()
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.set(xlabel="time [s]", ylabel="loss")
+    ax.legend(fontsize=8)
+    ax.text(0.5, 0.5, "note", fontsize=6)
+    ctx = Context("t", "quick", {}, tmp_path, tmp_path)
+    assert ctx.save_figure(fig, "f.png") == "f.png" and ctx.figures == ["f.png"]
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
+    assert sizes and min(sizes) >= 14
+    assert ax.lines[0].get_color() == OKABE_ITO[0]
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
