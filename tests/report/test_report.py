@@ -104,3 +104,14 @@ def test_report_in_the_browser(tmp_path, page):
     page.screenshot(path=str(shots / "report-full.png"), full_page=True)
     print(f"screenshots: {shots.resolve()}/report-top.png, report-full.png")
     assert page.external_requests == []
+
+
+def test_rows_with_other_keys_make_a_second_table():
+    from cnnlab.report.render import fmt, render_markdown, table_groups
+
+    rows = [{"channels": 16, "ratio": 0.55}, {"channels": 64, "ratio": 0.55}, {"arm": "stack", "top1": 0.9}]
+    assert [len(g) for g in table_groups(rows)] == [2, 1]
+    assert fmt(None) == "—" and fmt(1234567) == "1,234,567" and fmt(0.123456) == "0.1235"
+    md = render_markdown([{"name": "x", "status": "ok", "claim": {}, "setup": "", "numbers": {}, "table": rows,
+                           "figures": [], "_dir": ".", "verdict": {"status": "partly", "reason": "r"}}])
+    assert "| channels | ratio |" in md and "| arm | top1 |" in md

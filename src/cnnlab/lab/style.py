@@ -48,8 +48,15 @@ MIN_FONT_PT = 14
 
 
 def finalize(fig: Any) -> Any:
-    """Raise every text of ``fig`` (titles, labels, ticks, legends, annotations) to at least 14 pt."""
+    """Raise every text of ``fig`` (titles, labels, ticks, legends, annotations) to at least 14 pt; log axes
+    keep their decade labels only (minor labels at 14 pt would overlap)."""
     from matplotlib.text import Text
+    from matplotlib.ticker import NullFormatter
+
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log":
+                axis.set_minor_formatter(NullFormatter())
 
     for text in fig.findobj(Text):
         if text.get_text() and text.get_fontsize() < MIN_FONT_PT:

@@ -67,7 +67,9 @@ def reason_of(r: dict[str, Any]) -> str:
 
 def fmt(value: Any) -> str:
     """A table cell: ints with separators, floats to 4 significant digits, nested values as compact JSON."""
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
         return f"{value:,}"
@@ -77,6 +79,17 @@ def fmt(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str)
         return text if len(text) <= 80 else text[:77] + "..."
     return str(value)
+
+
+def table_groups(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive rows with the same keys form one table (an experiment may list counts, then arms)."""
+    groups: list[list[dict[str, Any]]] = []
+    for row in rows:
+        if groups and list(groups[-1][0]) == list(row):
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def _table_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -104,8 +117,9 @@ body{font-family:system-ui,-apple-system,'Segoe UI','Noto Sans','Noto Sans CJK K
 h1{font-size:2em;margin-bottom:.2em} h2{font-size:1.6em;border-top:3px solid #0072B2;padding-top:.6em;margin-top:2em}
 h3{font-size:1.2em;margin:1em 0 .3em} table{border-collapse:collapse;margin:.5em 0;font-size:16px}
 th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top} th{background:#f0f4f8}
-td.num{text-align:right;font-variant-numeric:tabular-nums} .badge{display:inline-block;padding:.1em .6em;
- border-radius:.4em;color:#fff;font-weight:700;white-space:nowrap} .badge.partly{color:#000}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.badge{display:inline-block;padding:.1em .6em;border-radius:.4em;color:#fff;font-weight:700;white-space:nowrap}
+.badge.partly{color:#000}
 blockquote{margin:.4em 0;padding:.4em 1em;border-left:5px solid #009E73;background:#f3faf7;font-size:1.1em}
 img{max-width:100%;height:auto;border:1px solid #ddd;margin:.5em 0} .meta{color:#555;font-size:15px}
 .scroll{overflow-x:auto} pre{white-space:pre-wrap;font-size:14px;background:#f6f6f6;padding:.6em}
@@ -119,9 +133,11 @@ def _badge(status: str) -> str:
             f"{html.escape(status)}</span>")
 
 
+def _html_tables(rows: list[dict[str, Any]]) -> str:
+    return "".join(_html_table(group) for group in table_groups(rows))
+
+
 def _html_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
     cols = _table_columns(rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
@@ -156,7 +172,7 @@ def _section_html(r: dict[str, Any]) -> str:
              f"{html.escape(claim.get('seed', ''))})</span></p>"]
     if r.get("status") == "ok":
         parts += ["<h3>Setup</h3>", f"<p>{html.escape(r.get('setup', ''))}</p>",
-                  "<h3>Numbers</h3>", _html_table(r.get("table", [])),
+                  "<h3>Numbers</h3>", _html_tables(r.get("table", [])),
                   "<details><summary>all measured numbers (JSON)</summary><pre>"
                   + html.escape(json.dumps(r.get("numbers", {}), indent=1, ensure_ascii=False, default=str))
                   + "</pre></details>"]
@@ -205,12 +221,12 @@ def _md_cell(value: Any) -> str:
 
 
 def _md_table(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return []
-    cols = _table_columns(rows)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_md_cell(row.get(c, "")) for c in cols) + " |" for row in rows]
-    return out + [""]
+    out: list[str] = []
+    for group in table_groups(rows):
+        cols = _table_columns(group)
+        out += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        out += ["| " + " | ".join(_md_cell(row.get(c, "")) for c in cols) + " |" for row in group] + [""]
+    return out
 
 
 def render_markdown(results: list[dict[str, Any]], figure_dir: str = "figures",
