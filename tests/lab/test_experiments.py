@@ -187,3 +187,22 @@ def test_detection_speed_reads_detection_runs(tmp_path):
     assert [r["kind"] for r in result.numbers["runs"]] == ["shared", "per-proposal"]
     assert verdict.status == "confirmed" and "75x" in verdict.reason
     assert detection_verdict({"runs": result.numbers["runs"][:1], "searched": []}).status == "not measurable"
+
+
+def test_block_net_plain_twin_has_the_same_weights_and_degradation_rule():
+    from cnnlab.models.probes import block_net
+
+    plain, res = block_net(8, 16, residual=False), block_net(8, 16, residual=True)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in res.parameters())
+    assert sum(isinstance(m, torch.nn.Linear) for m in res.modules()) == 8  # weighted layers = depth
+    res.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 784)
+    assert not torch.allclose(plain.eval()(x), res.eval()(x))  # only the shortcut differs
+    rule = get_experiment("residual_depth").verdict
+    err = {"plain8": 0.20, "plain32": 0.40, "residual8": 0.19, "residual32": 0.18}
+    n = {"depths": [8, 32], "train_error": {k: {"mean": v} for k, v in err.items()}}
+    assert rule(n).status == "confirmed"
+    n["train_error"]["residual32"] = {"mean": 0.25}
+    assert rule(n).status == "partly"
+    n["train_error"]["plain32"] = {"mean": 0.20}
+    assert rule(n).status == "not confirmed"

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "deep_plain_net", "fc_head_net", "kernel_stack_net"]
+__all__ = ["ACTIVATIONS", "TwoLayerBlock", "block_net", "deep_plain_net", "fc_head_net", "kernel_stack_net"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -79,3 +79,32 @@ def fc_head_net(in_chans: int = 1, img_size: int = 28, widths: tuple[int, int] =
         nn.Conv2d(in_chans, a, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(b * side * side, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class TwoLayerBlock(nn.Module):
+    """``relu(x + F(x))`` with ``F = linear-BN-relu-linear-BN`` (He et al. 2016, Fig. 2), or ``relu(F(x))``
+    without the shortcut: the plain twin with exactly the same weights."""
+
+    def __init__(self, width: int, residual: bool = True) -> None:
+        super().__init__()
+        self.residual = residual
+        self.fc1 = nn.Linear(width, width, bias=False)
+        self.bn1 = nn.BatchNorm1d(width)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(width, width, bias=False)
+        self.bn2 = nn.BatchNorm1d(width)
+
+    def forward(self, x):
+        out = self.bn2(self.fc2(self.relu(self.bn1(self.fc1(x)))))
+        return self.relu(out + x if self.residual else out)
+
+
+def block_net(depth: int = 20, width: int = 64, residual: bool = True, in_features: int = 784,
+              num_classes: int = 10) -> nn.Sequential:
+    """``depth`` weighted layers: a linear stem, ``(depth - 2) / 2`` :class:`TwoLayerBlock` s, a linear head --
+    the plain-vs-residual comparison of He et al. 2016 (§4.1, Fig. 4) on an MLP, cheap enough for a CPU."""
+    if depth < 4 or depth % 2:
+        raise ConfigError(f"depth must be an even number >= 4 (stem + 2-layer blocks + head), got {depth}")
+    blocks = [TwoLayerBlock(width, residual) for _ in range((depth - 2) // 2)]
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
+                         *blocks, nn.Linear(width, num_classes))

@@ -1,10 +1,11 @@
 """The built-in experiments; importing this package registers them (see ``cnnlab lab list``)."""
 
-from cnnlab.lab.experiments import (
-    design,  # noqa: F401
-    dynamics,  # noqa: F401
-    inventory,  # noqa: F401
-    operators,  # noqa: F401
-    optimizers,  # noqa: F401
-    quiz,  # noqa: F401
+from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = run order)
+    design,
+    dynamics,
+    inventory,
+    operators,
+    optimizers,
+    depth,
+    quiz,
 )

@@ -69,6 +69,16 @@ def q_resnet(batch: torch.Tensor, labels: torch.Tensor) -> tuple[str | None, str
                     "residual_depth, is not built yet)")
 
 
+def q_resnet_trained(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
+    """From the residual_depth experiment when it has run: O when its verdict found the residual net free of the
+    plain net's degradation (confirmed or partly), X when not."""
+    if not result:
+        return None
+    verdict = result["verdict"]
+    answer = "O" if verdict["status"] in ("confirmed", "partly") else "X"
+    return answer, f"residual_depth ({verdict['status']}): {verdict['reason']}"
+
+
 def q_shufflenet() -> tuple[str | None, str]:
     convs = _convs("shufflenet_v1_g3")
     depthwise = [m for m in convs if m.groups > 1 and m.groups == m.in_channels == m.out_channels]
@@ -106,13 +116,14 @@ def quiz_verdict(n: dict[str, Any]) -> Verdict:
                            "'not measurable here' with the reason.",
                 seed=SEED_LECTURE),
     configs={m: {"batch": 32, "data": "fashion-mnist"} for m in ("quick", "full")},
-    cost={"quick": 40, "full": 40}, verdict=quiz_verdict)
+    cost={"quick": 40, "full": 40}, verdict=quiz_verdict, reads=("residual_depth",))
 def quiz(ctx: Context) -> Result:
     from cnnlab.data import load_dataset
 
     train = load_dataset(ctx.config["data"], split="train")
     x = (train.images[: ctx.config["batch"]].float() / 255 - train.mean[0]) / train.std[0]
-    measured = {1: q_vgg(), 2: q_inception(), 3: q_resnet(x, train.labels[: ctx.config["batch"]]), 6: q_shufflenet()}
+    q3 = q_resnet_trained(ctx.read_other("residual_depth")) or q_resnet(x, train.labels[: ctx.config["batch"]])
+    measured = {1: q_vgg(), 2: q_inception(), 3: q3, 6: q_shufflenet()}
     rows = []
     for q, (text, lecture) in enumerate(STATEMENTS, start=1):
         answer, evidence = measured.get(q, (None, "not measurable here: " + NOT_HERE.get(q, "")))
