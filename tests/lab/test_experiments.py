@@ -178,11 +178,12 @@ def test_detection_speed_reads_detection_runs(tmp_path):
 
     result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
     assert verdict.status == "not measurable" and "needs `cnnlab detect`" in verdict.reason
-    for model, ms in (("rcnn_alexnet", 9000.0), ("faster_rcnn_fastnet", 120.0)):
+    speeds = {"rcnn_alexnet": {"ms_per_image": 9000.0}, "faster_rcnn_fastnet": {"img_per_s": 8.0 + 1 / 3}}  # 120 ms
+    for model, speed in speeds.items():
         d = tmp_path / "runs" / model
         d.mkdir(parents=True)
         (d / "result.json").write_text(json.dumps({"config": {"task": "detection", "model": model},
-                                                   "final": {"map": 0.3, "ms_per_image": ms}}))
+                                                   "final": {"map_50": 0.3, **speed}}))
     result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
     assert [r["kind"] for r in result.numbers["runs"]] == ["shared", "per-proposal"]
     assert verdict.status == "confirmed" and "75x" in verdict.reason

@@ -159,7 +159,8 @@ def detection_verdict(n: dict[str, Any]) -> Verdict:
     configs={m: {"search": ["runs"]} for m in ("quick", "full")},
     cost={"quick": 1, "full": 1}, verdict=detection_verdict)
 def detection_speed(ctx: Context) -> Result:
-    """Reads ``result.json`` files of detection runs (``config.task == "detection"``) under the search dirs."""
+    """Reads ``result.json`` files of detection runs (``config.task == "detection"``) under the search dirs: mAP
+    from ``final["map_50"]`` (or ``map``), speed from ``final["ms_per_image"]`` or ``final["img_per_s"]``."""
     import json
 
     runs = []
@@ -170,11 +171,12 @@ def detection_speed(ctx: Context) -> Result:
             except (OSError, ValueError):
                 continue
             final = data.get("final", {}) if isinstance(data, dict) else {}
-            if data.get("config", {}).get("task") == "detection" and "ms_per_image" in final:
+            speed = final.get("ms_per_image") or (1000 / final["img_per_s"] if final.get("img_per_s") else None)
+            if data.get("config", {}).get("task") == "detection" and speed:
                 model = data["config"].get("model", path.parent.name)
-                runs.append({"run": str(path.parent), "model": model, "map": final.get("map"),
-                             "ms_per_image": final["ms_per_image"],
+                runs.append({"run": str(path.parent), "model": model, "map": final.get("map_50", final.get("map")),
+                             "ms_per_image": speed,
                              "kind": "per-proposal" if "rcnn" in model and "fast" not in model else "shared"})
-    setup = (f"looked for detection runs (result.json with config.task 'detection' and final.ms_per_image) under "
+    setup = (f"looked for detection runs (result.json with config.task 'detection' and a speed in final) under "
              f"{ctx.config['search']}")
     return Result({"runs": runs, "searched": ctx.config["search"]}, setup, runs)
