@@ -207,3 +207,38 @@ def test_block_net_plain_twin_has_the_same_weights_and_degradation_rule():
     assert rule(n).status == "partly"
     n["train_error"]["plain32"] = {"mean": 0.20}
     assert rule(n).status == "not confirmed"
+
+
+def test_filter_normalized_direction_and_loss_along_it():
+    from cnnlab.analysis.landscape import filter_normalized_direction, loss_along_direction
+    from cnnlab.models.probes import kernel_stack_net
+
+    model = kernel_stack_net(3, 1, (4, 8)).eval()
+    dirs = filter_normalized_direction(model, torch.Generator().manual_seed(0))
+    for p, d in zip(model.parameters(), dirs, strict=True):
+        if p.dim() <= 1:
+            assert not d.any()  # biases and BN stay put
+        else:
+            assert torch.allclose(d.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1), rtol=1e-4)
+    x, y = torch.randn(20, 1, 28, 28), torch.randint(0, 10, (20,))
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = loss_along_direction(model, x, y, dirs, [0.0, 1.0], batch_size=7)
+    with torch.no_grad():
+        assert losses[0] == pytest.approx(float(F.cross_entropy(model(x), y)), rel=1e-5)
+    assert losses[1] != pytest.approx(losses[0])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # weights restored
+
+
+def test_batch_size_rule():
+    rule = get_experiment("batch_size").verdict
+    n = {"small": 32, "large": 1024, "probe": 0.5, "per_seed": {"small": [0.1, 0.2], "large": [0.3, 0.4]},
+         "sharpness": {"small": {"mean": 0.15}, "large": {"mean": 0.35}},
+         "test_top1": {"small": {"mean": 0.85}, "large": {"mean": 0.83}},
+         "train_top1": {"small": {"mean": 0.95}, "large": {"mean": 0.9}}}
+    assert rule(n).status == "confirmed"
+    n["test_top1"]["large"]["mean"] = 0.86
+    assert rule(n).status == "partly"
+    n["sharpness"]["large"]["mean"] = 0.1
+    assert rule(n).status == "not confirmed"
+    n["train_top1"]["large"]["mean"] = 0.3  # a half-trained arm: no minimum to compare
+    assert rule(n).status == "not measurable"

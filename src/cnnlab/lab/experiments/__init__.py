@@ -7,5 +7,6 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     operators,
     optimizers,
     depth,
+    generalization,
     quiz,
 )
