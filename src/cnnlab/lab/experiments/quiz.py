@@ -1,0 +1,182 @@
+"""The lecture's O/X quiz answered by measurement, and detection speed read from detection runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.analysis import inspect
+from cnnlab.analysis.gradients import layer_gradient_norms
+from cnnlab.analysis.summary import build_meta
+from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
+
+SEED_LECTURE = "001_2f996cc2c9e949d3.txt"
+SEED_BOOTCAMP = "002_3b1430c23a712c60.txt"
+
+# The statements as the lecture prints them, and the answer its text implies (the seed has no answer key).
+STATEMENTS = [
+    ("VGGNet 모델은 3x3 컨볼루션을 사용하여 많은 층을 갖더라도 네트워크 구조가 단순한다.", "O"),
+    ("인셉션 모델을 사용하면 여러 크기의 수용장에 대한 특징을 동시에 추출할 수 있다.", "O"),
+    ("ResNet 모델이 많은 층을 갖게 된 것에는 지름길 연결을 사용한 덕분이다.", "O"),
+    ("DPN에서 마이크로 블록은 채널 교환을 통해 채널 간의 상관관계를 반영 하게 한다.", "X"),
+    ("SENet 모델은 다른 기존 모델에 SENet 모듈을 적용함으로써 성능을 개선 하게 한다.", "O"),
+    ("SuffleNet 모델은 깊이별 분할 컨볼루션을 사용하여 계산 비용을 줄인다.", "X"),
+    ("전이 학습을 하게 되면 학습된 기존 모델을 사용하여 정확도를 높이는 데 는 도움이 되지만, 일반 학습에서도 더 많은 "
+     "학습 데이터를 사용해야 한다.", "X"),
+]
+
+
+def _convs(name: str) -> list[nn.Conv2d]:
+    return [m for m in build_meta(name)[0].modules() if isinstance(m, nn.Conv2d)]
+
+
+def q_vgg() -> tuple[str | None, str]:
+    kernels = sorted({m.kernel_size for m in _convs("vgg16")})
+    return ("O" if kernels == [(3, 3)] else "X"), f"VGG-16's 13 convs use kernels {kernels} only (counted)"
+
+
+def q_inception() -> tuple[str | None, str]:
+    module = build_meta("googlenet")[0].inception3a
+    rfs = {b: inspect(getattr(module, b), (192, 28, 28)).receptive_field for b in ("branch1", "branch2", "branch3",
+                                                                                     "branch4")}
+    answer = "O" if len(set(map(str, rfs.values()))) > 1 else "X"
+    return answer, (f"inception 3a's branches see receptive fields {rfs} (traced) in one block; cnnlab's "
+                    "GoogLeNet keeps torchvision's 3x3 kernel in the '5x5' branch")
+
+
+def q_resnet(batch: torch.Tensor, labels: torch.Tensor) -> tuple[str | None, str]:
+    """O when ResNet-56's gradient at initialisation stays at least 10x closer to balanced across depth
+    (|log10 first/last conv gradient norm|) than plain-56's. (A first rule expected plain-56's gradient to
+    vanish; with batch norm it explodes instead -- 4.7e3x towards the input, cf. Yang et al. 2019, "A mean
+    field theory of batch normalization" -- so the rule measures the imbalance either way.)"""
+    import math
+
+    from cnnlab.models import create_model
+
+    ratio = {}
+    for name in ("plain56", "resnet56"):
+        torch.manual_seed(0)
+        norms = layer_gradient_norms(create_model(name, num_classes=10, in_chans=1, img_size=28), batch, labels)
+        ratio[name] = norms[0][1] / norms[-2][1]  # first conv vs last conv (the classifier is last)
+    imbalance = {k: abs(math.log10(v)) for k, v in ratio.items()}
+    answer = "O" if imbalance["plain56"] - imbalance["resnet56"] >= 1 else "X"
+    return answer, (f"at initialisation the first conv gets {ratio['plain56']:.2g}x (plain-56) vs "
+                    f"{ratio['resnet56']:.2g}x (ResNet-56) the last conv's gradient norm: with shortcuts the error "
+                    "signal reaches every depth at a similar scale (a gradient proxy; the trained degradation test, "
+                    "residual_depth, is not built yet)")
+
+
+def q_resnet_trained(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
+    """From the residual_depth experiment when it has run: O when its verdict found the residual net free of the
+    plain net's degradation (confirmed or partly), X when not."""
+    if not result:
+        return None
+    verdict = result["verdict"]
+    answer = "O" if verdict["status"] in ("confirmed", "partly") else "X"
+    return answer, f"residual_depth ({verdict['status']}): {verdict['reason']}"
+
+
+def q_shufflenet() -> tuple[str | None, str]:
+    convs = _convs("shufflenet_v1_g3")
+    depthwise = [m for m in convs if m.groups > 1 and m.groups == m.in_channels == m.out_channels]
+    grouped = [m for m in convs if 1 < m.groups < m.in_channels]
+    return "O", (f"ShuffleNet-v1 (g=3) has {len(depthwise)} depthwise 3x3 convs beside {len(grouped)} grouped 1x1 "
+                 "convs and channel shuffles: it does use depthwise convolution, so measured O; its hallmark (the "
+                 "answer the lecture likely wants, X) is pointwise group convolution + channel shuffle")
+
+
+NOT_HERE = {
+    4: "what DPN's micro-block 'reflects' is a design intent, not a number; its block has no channel-exchange op "
+       "(that is ShuffleNet's channel shuffle; SENet reweights channels)",
+    5: "needs the se_gain experiment (ResNet vs SE-ResNet trained side by side), not built yet",
+    7: "needs the transfer experiment (pretrained vs scratch across training-set sizes), not built yet",
+}
+
+
+def quiz_verdict(n: dict[str, Any]) -> Verdict:
+    """Confirmed: every measurable statement's measured answer equals the lecture's implied answer, and at
+    least half the statements are measurable. Partly: some measured answers differ or too few are measurable."""
+    rows = n["answers"]
+    measured = [r for r in rows if r["measured"] is not None]
+    agree = [r for r in measured if r["measured"] == r["lecture"]]
+    text = (f"{len(measured)} of {len(rows)} statements measurable; {len(agree)} agree with the lecture's answer"
+            + ("".join(f"; Q{r['q']} measured {r['measured']} vs {r['lecture']}" for r in measured if r not in agree)))
+    if len(agree) == len(measured) and 2 * len(measured) >= len(rows):
+        return Verdict("confirmed", text)
+    return Verdict("partly" if agree else "not confirmed", text)
+
+
+@register_experiment(
+    "quiz",
+    claim=Claim(quote="VGGNet 모델은 3x3 컨볼루션을 사용하여 많은 층을 갖더라도 네트워크 구조가 단순한다. (O,X)",
+                paraphrase="The lecture's O/X quiz (7 statements), each answered by a measurement or marked "
+                           "'not measurable here' with the reason.",
+                seed=SEED_LECTURE),
+    configs={m: {"batch": 32, "data": "fashion-mnist"} for m in ("quick", "full")},
+    cost={"quick": 40, "full": 40}, verdict=quiz_verdict, reads=("residual_depth",))
+def quiz(ctx: Context) -> Result:
+    from cnnlab.data import load_dataset
+
+    train = load_dataset(ctx.config["data"], split="train")
+    x = (train.images[: ctx.config["batch"]].float() / 255 - train.mean[0]) / train.std[0]
+    q3 = q_resnet_trained(ctx.read_other("residual_depth")) or q_resnet(x, train.labels[: ctx.config["batch"]])
+    measured = {1: q_vgg(), 2: q_inception(), 3: q3, 6: q_shufflenet()}
+    rows = []
+    for q, (text, lecture) in enumerate(STATEMENTS, start=1):
+        answer, evidence = measured.get(q, (None, "not measurable here: " + NOT_HERE.get(q, "")))
+        rows.append({"q": q, "statement": text, "lecture": lecture, "measured": answer, "evidence": evidence})
+    setup = ("each statement of the quiz in 001_2f996cc2c9e949d3.txt checked against the zoo by counting (kernel "
+             "sizes, depthwise/grouped convs), tracing (receptive fields) or one backward pass at initialisation "
+             f"(plain-56 vs ResNet-56 on {ctx.config['batch']} Fashion-MNIST images); 'lecture' is the answer the "
+             "lecture's text implies (the seed prints no key)")
+    return Result({"answers": rows}, setup, rows)
+
+
+# ============================================================================ detection_speed
+def detection_verdict(n: dict[str, Any]) -> Verdict:
+    """Not measurable without detection runs; with them: confirmed when the one-pass detectors are at least
+    10x faster per image than the per-proposal one (R-CNN's ~2000 passes vs one shared pass)."""
+    runs = n["runs"]
+    if not runs:
+        return Verdict("not measurable", f"needs `cnnlab detect` runs (none found under {', '.join(n['searched'])})")
+    slow = [r for r in runs if r["kind"] == "per-proposal"]
+    fast = [r for r in runs if r["kind"] != "per-proposal"]
+    if not slow or not fast:
+        return Verdict("not measurable", "needs both a per-proposal (R-CNN) and a shared-pass detector run")
+    ratio = min(r["ms_per_image"] for r in slow) / max(r["ms_per_image"] for r in fast)
+    return Verdict("confirmed" if ratio >= 10 else "partly", f"per-proposal / shared pass time: {ratio:.0f}x")
+
+
+@register_experiment(
+    "detection_speed",
+    claim=Claim(quote="계산의 비효율성: 2000개의 region proposals을 모두 CNN에 통과시켜야 함 -> 연산시간이 높음",
+                paraphrase="R-CNN runs the CNN once per proposal (~2000), so it is far slower per image than "
+                           "detectors sharing one pass (SPPNet, Fast/Faster R-CNN) or a single shot (YOLO).",
+                seed=SEED_BOOTCAMP),
+    configs={m: {"search": ["runs"]} for m in ("quick", "full")},
+    cost={"quick": 1, "full": 1}, verdict=detection_verdict)
+def detection_speed(ctx: Context) -> Result:
+    """Reads ``result.json`` files of detection runs (``config.task == "detection"``) under the search dirs: mAP
+    from ``final["map_50"]`` (or ``map``), speed from ``final["ms_per_image"]`` or ``final["img_per_s"]``."""
+    import json
+
+    runs = []
+    for root in map(Path, ctx.config["search"]):
+        for path in sorted(root.glob("*/result.json")) if root.is_dir() else []:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            final = data.get("final", {}) if isinstance(data, dict) else {}
+            speed = final.get("ms_per_image") or (1000 / final["img_per_s"] if final.get("img_per_s") else None)
+            if data.get("config", {}).get("task") == "detection" and speed:
+                model = data["config"].get("model", path.parent.name)
+                runs.append({"run": str(path.parent), "model": model, "map": final.get("map_50", final.get("map")),
+                             "ms_per_image": speed,
+                             "kind": "per-proposal" if "rcnn" in model and "fast" not in model else "shared"})
+    setup = (f"looked for detection runs (result.json with config.task 'detection' and a speed in final) under "
+             f"{ctx.config['search']}")
+    return Result({"runs": runs, "searched": ctx.config["search"]}, setup, runs)
