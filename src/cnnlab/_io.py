@@ -31,13 +31,14 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     removed = []
     for tmp in Path(directory).glob(".*.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a temp file or directory of a live writer is not stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

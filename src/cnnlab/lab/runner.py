@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cnnlab._io import atomic_write
+from cnnlab._io import atomic_write, pid_alive
 from cnnlab.errors import ConfigError
 from cnnlab.lab.experiment import Context, Experiment, Verdict, get_experiment, list_experiments, read_result
 
@@ -241,16 +241,6 @@ def remove_stale_dirs(root: Path) -> list[Path]:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(d)
     return removed
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _quiet(message: str) -> None:
