@@ -90,8 +90,10 @@ class RoIHeads(nn.Module):
         self.fg_iou, self.bg_iou_low = fg_iou, bg_iou_low
         self.batch_size_per_image, self.positive_fraction = batch_size_per_image, positive_fraction
         self.score_thresh, self.nms_thresh, self.detections_per_img = score_thresh, nms_thresh, detections_per_img
+        self.last_accuracy: tuple[torch.Tensor, int] | None = None  # (correct, sampled RoIs) of the last loss
 
-    def sample(self, proposals: torch.Tensor, target: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self, proposals: torch.Tensor, target: dict, generator: torch.Generator | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One image's training RoIs (proposals + gt boxes, §2.3) -> (rois, class labels, regression targets)."""
         gt_boxes, gt_labels = target["boxes"], target["labels"]
         rois = torch.cat([proposals, gt_boxes])
@@ -104,19 +106,22 @@ class RoIHeads(nn.Module):
             labels[matches == BETWEEN] = 0
             labels[(matches < 0) & (matches != BETWEEN)] = -1  # IoU below bg_iou_low: not sampled
             matched = gt_boxes[matches.clamp(min=0)]
-        pos, neg = sample_balanced(labels, self.batch_size_per_image, self.positive_fraction)
+        pos, neg = sample_balanced(labels, self.batch_size_per_image, self.positive_fraction, generator)
         keep = torch.cat([pos, neg])
         labels = labels[keep].clamp(min=0)
         return rois[keep], labels, encode(matched[keep], rois[keep], ROI_WEIGHTS)
 
     def forward(self, features: torch.Tensor, proposals: list[torch.Tensor], image_size: tuple[int, int],
-                targets: list[dict] | None = None) -> tuple[list[dict], dict[str, torch.Tensor]]:
-        if self.training and targets is not None:
-            samples = [self.sample(p.detach(), t) for p, t in zip(proposals, targets)]
+                targets: list[dict] | None = None, generator: torch.Generator | None = None
+                ) -> tuple[list[dict], dict[str, torch.Tensor]]:
+        """With ``targets``: the losses on sampled RoIs (no detections); without: the detections."""
+        if targets is not None:
+            samples = [self.sample(p.detach(), t, generator) for p, t in zip(proposals, targets)]
             rois = [s[0] for s in samples]
             labels = torch.cat([s[1] for s in samples])
             reg_targets = torch.cat([s[2] for s in samples])
             logits, deltas = self.box_head(pool_rois(features, rois, self.output_size, self.stride, self.pool))
+            self.last_accuracy = ((logits.detach().argmax(1) == labels).sum().float(), len(labels))
             return [], self.loss(logits, deltas, labels, reg_targets)
         logits, deltas = self.box_head(pool_rois(features, proposals, self.output_size, self.stride, self.pool))
         return postprocess(logits, deltas, proposals, image_size, self.score_thresh, self.nms_thresh,

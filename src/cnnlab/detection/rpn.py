@@ -78,8 +78,9 @@ class RegionProposalNetwork(nn.Module):
         self.nms_thresh, self.fg_iou, self.bg_iou = nms_thresh, fg_iou, bg_iou
         self.batch_size_per_image, self.positive_fraction = batch_size_per_image, positive_fraction
 
-    def forward(self, features: torch.Tensor, image_size: tuple[int, int], targets: list[dict] | None = None
-                ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def forward(self, features: torch.Tensor, image_size: tuple[int, int], targets: list[dict] | None = None,
+                generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Proposals per image; the losses too when ``targets`` are given (anchors sampled with ``generator``)."""
         logits, deltas = self.head(features)
         anchors = self.anchors(features.shape[-2:], image_size, deltas.dtype, deltas.device)
         mode = 0 if self.training else 1
@@ -89,8 +90,8 @@ class RegionProposalNetwork(nn.Module):
         proposals = [select_proposals(b, s, image_size, self.pre_nms_top_n[mode], self.post_nms_top_n[mode],
                                       self.nms_thresh)[0] for b, s in zip(boxes, scores)]
         losses = {}
-        if self.training and targets is not None:
-            losses = self.loss(logits, deltas, anchors, targets)
+        if targets is not None:
+            losses = self.loss(logits, deltas, anchors, targets, generator)
         return proposals, losses
 
     def label_anchors(self, anchors: torch.Tensor, gt_boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,14 +103,14 @@ class RegionProposalNetwork(nn.Module):
         labels[matches == BETWEEN] = -1
         return labels, gt_boxes[matches.clamp(min=0)]
 
-    def loss(self, logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, targets: list[dict]
-             ) -> dict[str, torch.Tensor]:
+    def loss(self, logits: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, targets: list[dict],
+             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Faster R-CNN eq. 1 on 256 sampled anchors per image: ``L_cls`` (2-way cross-entropy) + ``L_reg``
         (smooth L1 on the positives), both divided by the number of sampled anchors."""
         pos_all, neg_all, gt_deltas = [], [], []
         for i, t in enumerate(targets):
             labels, matched = self.label_anchors(anchors, t["boxes"])
-            pos, neg = sample_balanced(labels, self.batch_size_per_image, self.positive_fraction)
+            pos, neg = sample_balanced(labels, self.batch_size_per_image, self.positive_fraction, generator)
             offset = i * len(anchors)
             pos_all.append(pos + offset)
             neg_all.append(neg + offset)

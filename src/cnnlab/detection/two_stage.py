@@ -67,24 +67,34 @@ class TwoStageDetector(nn.Module):
         self.backbone.init_from_data(x)
 
     def propose(self, images: torch.Tensor, features: torch.Tensor | None = None, targets: list[dict] | None = None,
-                proposals: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], dict]:
-        """The proposals per image (and the RPN's losses in training)."""
+                proposals: list[torch.Tensor] | None = None, generator: torch.Generator | None = None
+                ) -> tuple[list[torch.Tensor], dict]:
+        """The proposals per image (and the RPN's losses when ``targets`` are given)."""
         if proposals is not None:
             return [p.to(images.device, torch.float32) for p in proposals], {}
         if self.rpn is not None:
             features = self.backbone(images) if features is None else features
-            return self.rpn(features, tuple(images.shape[-2:]), targets)
+            return self.rpn(features, tuple(images.shape[-2:]), targets, generator)
         return self.proposer(images), {}
 
     def forward(self, images: torch.Tensor, targets: list[dict] | None = None,
                 proposals: list[torch.Tensor] | None = None):
         if self.training and targets is None:
             raise ValueError("a detector in training mode needs targets (a list of {'boxes', 'labels'} dicts)")
+        if self.training:
+            return self.losses(images, targets, proposals)
         features = self.backbone(images)
-        proposals, losses = self.propose(images, features, targets if self.training else None, proposals)
-        detections, roi_losses = self.roi_heads(features, proposals, tuple(images.shape[-2:]),
-                                                targets if self.training else None)
-        return {**losses, **roi_losses} if self.training else detections
+        proposals, _ = self.propose(images, features, None, proposals)
+        return self.roi_heads(features, proposals, tuple(images.shape[-2:]))[0]
+
+    def losses(self, images: torch.Tensor, targets: list[dict], proposals: list[torch.Tensor] | None = None,
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The named losses in the current mode (``eval()`` + a seeded ``generator``: a reproducible
+        validation loss); ``forward`` in training mode calls this."""
+        features = self.backbone(images)
+        proposals, losses = self.propose(images, features, targets, proposals, generator)
+        _, roi_losses = self.roi_heads(features, proposals, tuple(images.shape[-2:]), targets, generator)
+        return {**losses, **roi_losses}
 
     # ------------------------------------------------------------------ inspect
     def inspect_view(self) -> nn.Module:
