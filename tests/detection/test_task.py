@@ -70,3 +70,54 @@ def test_a_classifier_or_box_less_data_is_a_clear_error(scenes, tmp_path):
     empty.labels = [torch.zeros(0, dtype=torch.int64)] * 4
     with pytest.raises(DataError, match="no boxes at all"):
         fit(cfg(tmp_path, root), train_data=empty)
+
+
+KILL_SCRIPT = """
+import json, os, signal, sys, torch
+from cnnlab.data import load_dataset
+from cnnlab.train import TrainConfig, fit
+torch.set_num_threads(1)
+root, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+class KillAt:
+    def on_step_end(self, state):
+        if state.global_step == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+cfg = TrainConfig.from_dict(json.loads(sys.argv[4]))
+fit(cfg, train_data=load_dataset(cfg.data, "train", data_dir=root).subset(range(32)),
+    callbacks=[KillAt()] if kill_at else [], resume=out if kill_at < 0 else None)
+"""
+
+
+@pytest.mark.slow
+def test_faster_rcnn_sigkill_mid_epoch_then_resume_is_bit_identical(scenes, tmp_path):
+    """Killed right after optimizer step 5 (epoch 2 of 2, mid-epoch; checkpoints every 2 steps): the resumed run
+    recomputes step 5 and ends with the same weights and history (RPN/RoI sampling draws included)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root, _, _ = scenes
+    base = cfg(tmp_path, root, batch_size=8, ckpt_every_steps=2, augment="flip", deterministic=True,
+               eval_test=False, seed=1)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def run(out, kill_at):
+        cfg_json = json.dumps({**base.to_dict(), "out_dir": str(out)})
+        return subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(root), str(out), str(kill_at), cfg_json],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    assert run(ref, 0).returncode == 0
+    proc = run(killed, 5)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    mid = load_checkpoint(killed, prefer="last")
+    assert (mid.meta["epoch"], mid.meta["global_step"]) == (1, 4)
+    assert run(killed, -1).returncode == 0
+    a, b = load_checkpoint(ref, prefer="last"), load_checkpoint(killed, prefer="last")
+    assert sorted(a.tensors) == sorted(b.tensors)
+    for k in a.tensors:
+        assert torch.equal(a.tensors[k], b.tensors[k]), k
+    strip = ("epoch_time_s", "train_img_per_s")
+    assert ([{k: v for k, v in r.items() if k not in strip} for r in a.meta["fit_state"]["history"]]
+            == [{k: v for k, v in r.items() if k not in strip} for r in b.meta["fit_state"]["history"]])
