@@ -16,9 +16,11 @@ def test_roi_pooling_shapes():
     rois = [torch.tensor([[0.0, 0, 64, 64], [10, 20, 90, 100], [0, 0, 128, 128]]), torch.tensor([[5.0, 5, 40, 30]])]
     for pool in ("roi_pool", "roi_align"):
         assert pool_rois(feats, rois, 7, 16, pool).shape == (4, 16, 7, 7)
-    # the whole-image RoI max-pools the whole map: its 7x7 cells cover all 8x8 units
-    whole = pool_rois(feats, [rois[0][2:], rois[1][:0]], 7, 16)
-    assert torch.equal(whole.amax((2, 3)), feats[0].amax((1, 2))[None])
+    # the whole-image RoI max-pools the whole map; RoI pooling quantises x1 = round(48 / 16) = 3 and includes it
+    # (the Caffe rule), so [0, 0, 48, 48] pools exactly the top-left 4x4 units at stride 16
+    pooled = pool_rois(feats, [torch.tensor([[0.0, 0, 128, 128], [0, 0, 48, 48]]), rois[1][:0]], 7, 16)
+    assert torch.equal(pooled[0].amax((1, 2)), feats[0].amax((1, 2)))
+    assert torch.equal(pooled[1].amax((1, 2)), feats[0, :, :4, :4].amax((1, 2)))
 
 
 def test_postprocess_equals_torchvision():
@@ -119,3 +121,14 @@ def test_registered_detectors_build_and_detect():
     with torch.no_grad():
         out = m(torch.randn(1, 3, 96, 128))
     assert m.num_classes == 4 and m.pretrained_cfg["task"] == "detection" and out[0]["boxes"].shape[1] == 4
+
+
+def test_inspect_shows_the_backbone_rpn_head_stride_and_anchors():
+    from cnnlab.analysis.summary import inspect
+
+    s = inspect("faster_rcnn_fastnet")
+    assert s.total_params == 2_293_677 and s.row("rpn_head.conv").jump == 16
+    notes = "\n".join(s.notes)
+    assert "feature stride 16" in notes and "9 anchors per location" in notes
+    assert f"3x3 window sees {s.row('rpn_head.conv').receptive_field} px" in notes
+    assert "no RPN" in "\n".join(inspect("fast_rcnn_fastnet").notes)
