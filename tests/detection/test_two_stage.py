@@ -90,6 +90,9 @@ def test_a_few_steps_lower_the_loss(method):
     assert set(gen_losses[0]) == parts
     first, last = sum(gen_losses[0].values()), sum(gen_losses[-1].values())
     assert last < 0.6 * first, (first, last)
+    assert all(v >= 0 for step in gen_losses for v in step.values())
+    for part in ("rpn_cls", "roi_cls") if method == "faster-rcnn" else ("roi_cls",):
+        assert gen_losses[-1][part] < gen_losses[0][part], part
     det.eval()
     out = det(x)
     assert len(out) == 4 and all(set(o) == {"boxes", "labels", "scores"} for o in out)
