@@ -109,7 +109,7 @@ def test_fast_rcnn_takes_proposals_per_image_in_the_forward():
     out = det(x, proposals=props)
     assert len(out[0]["boxes"]) <= 10 and len(out[1]["boxes"]) <= 20  # (K-1) class boxes per proposal at most
     default = SlidingWindowProposals()(x)
-    assert len(default) == 2 and default[0].shape == (16 * 16 * 9, 4)
+    assert len(default) == 2 and default[0].shape == (8 * 8 * 9, 4)
     det.train()
     with pytest.raises(ValueError, match="needs targets"):
         det(x)
