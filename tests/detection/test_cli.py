@@ -51,6 +51,9 @@ def test_train_eval_predict(run, tmp_path, capsys):
     for r in res:
         with Image.open(r["png"]) as im:
             assert im.size[0] >= 256 and im.mode in ("RGB", "RGBA")
+    _one_line_error(capsys, ["export", str(out), "--format", "onnx", "--output", str(tmp_path / "m.onnx")],
+                    "cannot be exported to onnx: proposal selection")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.fixture

@@ -48,6 +48,9 @@ class TwoStageDetector(nn.Module):
     ``{"boxes", "labels", "scores"}`` per image (the contract of :mod:`cnnlab.detection`).
     """
 
+    export_unsupported = ("proposal selection and per-class NMS keep a data-dependent number of boxes per image "
+                          "(no fixed-shape graph); use `cnnlab detect predict`, or export YOLO (one pass)")
+
     def __init__(self, backbone: FeatureBackbone, roi_heads: RoIHeads, num_classes: int,
                  rpn: RegionProposalNetwork | None = None, proposer: Proposer | None = None) -> None:
         super().__init__()
