@@ -118,7 +118,8 @@ class DetectionTask(Task):
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.detection.metrics import DetectionMeter
 
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if dist_on:  # each process scores its shard; torchmetrics gathers the detections in compute()
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
             data = data.subset(torch.arange(rank, len(data), world))
         meter = DetectionMeter(spec.classes)
@@ -146,6 +147,11 @@ class DetectionTask(Task):
         finally:
             model.train(was_training)
         metrics = meter.compute()
+        if dist_on:
+            totals = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            loss_sum, n = float(totals[0]), int(totals[1])
+        metrics["n_images"] = n
         metrics["loss"] = loss_sum / max(1, n) if hasattr(model, "losses") else float("nan")
         return metrics
 
