@@ -119,11 +119,9 @@ class DetectionTask(Task):
         """mAP over the whole split (at the data's pixel size) and the mean validation loss per batch."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.detection.metrics import DetectionMeter
+        from cnnlab.train.distributed import shard_for_eval
 
-        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if dist_on:  # each process scores its shard; torchmetrics gathers the detections in compute()
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            data = data.subset(torch.arange(rank, len(data), world))
+        data, dist_on = shard_for_eval(data)  # each process scores its shard; torchmetrics gathers in compute()
         meter = DetectionMeter(spec.classes)
         loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
                                     channels_last=channels_last)
