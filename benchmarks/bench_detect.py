@@ -205,7 +205,7 @@ def main() -> int:
         cfg = cfg.replace(epochs=args.epochs, eval_every=args.epochs)
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     print(f"cpu: {cpu_info().describe()}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"load average {load_average()}")
+          f"{load_average()}")
     print(f"data {cfg.data}; {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr} {cfg.schedule}, "
           f"augment {cfg.augment}, seed {cfg.seed}")
     train, test = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
@@ -217,7 +217,7 @@ def main() -> int:
             rows.append(run_method(method, cfg, train, test, tmp))
             print(rows[-1], flush=True)
     print_table(rows)
-    print(f"\nload average at the end: {load_average()} (timings are indicative when it exceeds the core count)")
+    print(f"\nat the end: {load_average()} (timings are indicative when it exceeds the core count)")
     fr = next((r for r in rows if r["method"] == "faster-rcnn" and "map_50" in r), None)
     tv = next((r for r in rows if r["method"] == "torchvision" and "map_50" in r), None)
     if fr and tv:
