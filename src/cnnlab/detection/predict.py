@@ -91,6 +91,9 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
     if show not in (None, "proposals"):
         raise ConfigError(f"--show {show!r} is not known; use --show proposals")
     ckpt, model, dev = load_detector(checkpoint, device)
+    heads = getattr(model, "roi_heads", None)
+    if heads is not None:  # the user's threshold also lowers the head's own (0.05) cut
+        heads.score_thresh = min(heads.score_thresh, score_thresh)
     m = ckpt.meta
     size, classes = m["img_size"], list(m["classes"])
     mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
