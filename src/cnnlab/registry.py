@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 from cnnlab.errors import CnnlabError, ConfigError
 
 #: Packages whose import registers models, tasks or datasets, in dependency order.
-BUILTIN_PLUGINS = ("cnnlab.models", "cnnlab.train.task", "cnnlab.segmentation")
+BUILTIN_PLUGINS = ("cnnlab.models", "cnnlab.train.task", "cnnlab.segmentation", "cnnlab.detection")
 ENTRY_POINT_GROUP = "cnnlab.plugins"
 
 _state = {"loaded": False}

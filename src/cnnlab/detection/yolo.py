@@ -22,7 +22,8 @@ cnnlab's choices for small CPU inputs (stated, not the paper's): the net predict
 (so the loss's square roots need no clamp), box numbers and confidences pass through a sigmoid and the
 class scores through a softmax (the paper's last layer is linear); the default ``head="conv"`` predicts
 the grid from the stride-16 map with a 3x3 and a 1x1 convolution (``S = img_size / 16``: 8 at 128 px);
-``head="fc"`` is the paper's two fully connected layers over the stride-32 map (any ``S``, default 7).
+``head="fc"`` is the paper's two fully connected layers over the map max-pooled to stride 32 (any ``S``,
+default 7).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
+from cnnlab.detection.backbones import FeatureBackbone, build_backbone
 from cnnlab.models._registry import register_model
-from cnnlab.segmentation.fcn import FastNetBackbone, ResNetBackbone
 
 __all__ = ["YOLOv1", "encode_targets", "decode_targets", "decode_predictions", "yolo_loss", "paired_iou",
            "yolo_v1_fastnet", "yolo_v1_resnet18"]
@@ -155,14 +156,15 @@ def decode_predictions(pred: torch.Tensor, boxes_per_cell: int, img_size: tuple[
 
 
 class YOLOv1(nn.Module):
-    """Backbone (the zoo's feature maps pool1..pool5) -> grid head -> ``[N, S, S, 5B + C]``.
+    """Backbone (a stride-16 feature map, :func:`~cnnlab.detection.backbones.build_backbone`) -> grid head ->
+    ``[N, S, S, 5B + C]``.
 
     ``forward(images, targets=None)``: in training with targets the dict of :func:`yolo_loss` parts; in eval
     the list of ``{boxes, labels, scores}`` of :func:`decode_predictions`. ``raw(images)`` gives the activated
     grid tensor (what ONNX export and the tests read).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, img_size: int = 128, boxes_per_cell: int = 2,
+    def __init__(self, backbone: FeatureBackbone, num_classes: int, img_size: int = 128, boxes_per_cell: int = 2,
                  head: str = "conv", grid: int | None = None, score_thresh: float = 0.01, nms_thresh: float = 0.5,
                  max_detections: int = 100) -> None:
         super().__init__()
@@ -172,35 +174,30 @@ class YOLOv1(nn.Module):
             raise ValueError(f"YOLO needs num_classes >= 2 (background + at least one class), got {num_classes}")
         self.backbone, self.head_kind = backbone, head
         self.num_classes, self.boxes_per_cell, self.img_size = num_classes, boxes_per_cell, img_size
-        self.grid = grid or (img_size // 16 if head == "conv" else 7)
+        self.grid = grid or (img_size // backbone.stride if head == "conv" else 7)
         self.score_thresh, self.nms_thresh, self.max_detections = score_thresh, nms_thresh, max_detections
-        out = 5 * boxes_per_cell + num_classes - 1
-        if head == "conv":  # on pool4 (stride 16): S = img_size / 16
-            c = backbone.channels[3]
+        out, c = 5 * boxes_per_cell + num_classes - 1, backbone.out_channels
+        if head == "conv":  # one grid cell per position of the stride-16 map
             self.head = nn.Sequential(nn.Conv2d(c, 256, 3, padding=1, bias=False), nn.BatchNorm2d(256),
                                       nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(256, out, 1))
-        else:  # the paper's: fc over the last map, then fc to S*S*(5B+C)
-            side = -(-img_size // 32)
-            self.head = nn.Sequential(nn.Flatten(), nn.Linear(backbone.channels[4] * side * side, 512),
+        else:  # the paper's: a 2x2 max-pool (stride 32), fc 512, dropout, fc to S*S*(5B+C)
+            side = -(-img_size // (2 * backbone.stride))
+            self.head = nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(c * side * side, 512),
                                       nn.LeakyReLU(0.1, inplace=True), nn.Dropout(0.5),
                                       nn.Linear(512, self.grid * self.grid * out))
 
     @property
     def needs_data_init(self) -> bool:
-        return bool(getattr(self.backbone, "needs_data_init", False))
+        return self.backbone.needs_data_init
 
     def init_from_data(self, x: torch.Tensor) -> None:
         """Data-dependent initialisation of the backbone (FastNet's whitened stem); a no-op otherwise."""
-        if hasattr(self.backbone, "init_from_data"):
-            self.backbone.init_from_data(x)
+        self.backbone.init_from_data(x)
 
     def raw(self, images: torch.Tensor) -> torch.Tensor:
         """The activated prediction grid ``[N, S, S, 5B + C]``: sigmoid boxes and confidences, softmax classes."""
-        pools = self.backbone(images)
-        if self.head_kind == "conv":
-            y = self.head(pools[3]).permute(0, 2, 3, 1)
-        else:
-            y = self.head(pools[4]).view(len(images), self.grid, self.grid, -1)
+        y = self.head(self.backbone(images))
+        y = y.permute(0, 2, 3, 1) if self.head_kind == "conv" else y.view(len(images), self.grid, self.grid, -1)
         nb5 = 5 * self.boxes_per_cell
         return torch.cat([y[..., :nb5].sigmoid(), y[..., nb5:].softmax(-1)], -1)
 
@@ -219,17 +216,22 @@ class YOLOv1(nn.Module):
 
 _PAPER = "Redmon, Divvala, Girshick & Farhadi, You Only Look Once: Unified, Real-Time Object Detection, CVPR 2016"
 _INFO = dict(family="YOLOv1", paper=_PAPER, task="detection", num_classes=11, in_chans=1, default_size=128,
-             min_size=32, mean=(0.2860,), std=(0.3530,), params_source="cnnlab design (counted)", classifier="head")
+             min_size=32, mean=(0.2860,), std=(0.3530,), params_source="cnnlab design (counted)", classifier="head.3")
+_HEAD_KEYS = ("boxes_per_cell", "head", "grid", "score_thresh", "nms_thresh", "max_detections")
 
 
-@register_model(params=1_477_812, first_conv="backbone.stem.conv", **_INFO)
-def yolo_v1_fastnet(num_classes: int = 11, in_chans: int = 1, img_size: int = 128,
-                    widths: tuple[int, ...] = (16, 32, 64, 128, 256), stem: str = "whitened", **kwargs) -> YOLOv1:
-    """YOLO v1 on the five-stage FastNet (whitened stem by default: ``fit`` sets it from training images)."""
-    return YOLOv1(FastNetBackbone(tuple(widths), in_chans, stem=stem), num_classes, img_size, **kwargs)
+def _yolo(backbone: str, num_classes: int, in_chans: int, img_size: int, **kwargs) -> YOLOv1:
+    head = {k: kwargs.pop(k) for k in _HEAD_KEYS if k in kwargs}
+    return YOLOv1(build_backbone(backbone, in_chans, **kwargs), num_classes, img_size, **head)
 
 
-@register_model(params=11_765_716, first_conv="backbone.conv1", **_INFO)
+@register_model(params=753_876, first_conv="backbone.body.stem.conv", **_INFO)
+def yolo_v1_fastnet(num_classes: int = 11, in_chans: int = 1, img_size: int = 128, **kwargs) -> YOLOv1:
+    """YOLO v1 on FastNet (whitened stem, widths 32-64-96-128, stride 16: an 8x8 grid at 128 px)."""
+    return _yolo("fastnet", num_classes, in_chans, img_size, **kwargs)
+
+
+@register_model(params=3_371_988, first_conv="backbone.body.conv1", **_INFO)
 def yolo_v1_resnet18(num_classes: int = 11, in_chans: int = 1, img_size: int = 128, **kwargs) -> YOLOv1:
-    """YOLO v1 on ResNet-18 (the grid from layer3, stride 16)."""
-    return YOLOv1(ResNetBackbone((2, 2, 2, 2), in_chans), num_classes, img_size, **kwargs)
+    """YOLO v1 on ResNet-18 up to layer3 (stride 16)."""
+    return _yolo("resnet18", num_classes, in_chans, img_size, **kwargs)

@@ -1,0 +1,165 @@
+"""Object detection as a :class:`~cnnlab.train.task.Task`: the detector's named losses, COCO/VOC mAP.
+
+Step: ``model(images, targets)`` in training mode returns a dict of named losses (Faster R-CNN: ``rpn_cls``,
+``rpn_box``, ``roi_cls``, ``roi_box``; the contract of :mod:`cnnlab.detection`); their sum is back-propagated
+and each part is logged. The running training score is the RoI head's accuracy on its sampled RoIs. Evaluation:
+the detections of ``model.eval()`` scored by :class:`~cnnlab.detection.metrics.DetectionMeter` (mAP@0.5 picks the
+best epoch; mAP@[.5:.95], per-class AP, recall@100), and the validation loss with a seeded sampler
+(``model.losses(images, targets, generator)``) so that evaluating never moves the training random state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.train.task import DataSpec, StepContext, StepOutput, Task, autocast_for, register_task, sum_losses
+
+EVAL_LOSS_SEED = 0
+
+
+def resize_batch(x: torch.Tensor, boxes: list[torch.Tensor] | None, size: int
+                 ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """Images bilinear to ``size x size``, boxes scaled with them (the data's size may differ from the model's)."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x, boxes
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if boxes is not None:
+        scale = torch.tensor([size / w, size / h, size / w, size / h], device=x.device)
+        boxes = [b * scale.to(b.device) for b in boxes]
+    return x, boxes
+
+
+def to_targets(target: dict) -> list[dict[str, torch.Tensor]]:
+    """The DenseLoader's ``{"boxes": [...], "labels": [...]}`` -> the detectors' list of per-image dicts."""
+    return [{"boxes": b, "labels": lb} for b, lb in zip(target["boxes"], target["labels"])]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DistributedDataParallel
+
+
+class DetectionTask(Task):
+    """Image -> boxes with classes and scores. Data: a DenseDataset with boxes (``fashion-scenes``,
+    ``voc:DIR``, ``coco:FILE.json``); models: the registry's detection models."""
+
+    name = "detection"
+    score = "map_50"
+    score_label = "mAP@0.5"
+    train_score = "roi_acc"
+    loss_label = "detection loss (sum of parts)"
+
+    def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
+        train, val, test = super().load_data(cfg, train, val, test)
+        for split, ds in (("train", train), ("val", val), ("test", test)):
+            if ds is not None and not getattr(ds, "has_boxes", False):
+                raise DataError(f"{cfg.data} ({split}) has no boxes; use fashion-scenes, voc:DIR, coco:FILE.json "
+                                "or another dataset with box annotations")
+        if train.num_boxes == 0:
+            raise DataError(f"{cfg.data}: the training images hold no boxes at all; a detector cannot learn")
+        return train, val, test
+
+    def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
+        from cnnlab.models import get_model_info, list_models
+
+        info = get_model_info(cfg.model)
+        if getattr(info, "task", "classification") != "detection":
+            options = ", ".join(list_models(task="detection"))
+            raise ConfigError(f"model {cfg.model} is a {info.task} model; detection needs one of {options}")
+        return super().build_model(cfg, spec)
+
+    def check_model(self, model: nn.Module, spec: DataSpec, device: torch.device, name: str) -> None:
+        shape = (spec.in_chans, spec.img_size, spec.img_size)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros(2, *shape, device=device))
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ConfigError(f"model {name} cannot take {shape[0]}x{shape[1]}x{shape[2]} inputs ({first})") from None
+        finally:
+            model.train(was_training)
+        if not (isinstance(out, list) and len(out) == 2 and all({"boxes", "labels", "scores"} <= set(o) for o in out)):
+            raise ConfigError(f"model {name} does not return detections (a list of boxes/labels/scores dicts)")
+
+    def criterion(self, cfg, weighted: bool):
+        if weighted:
+            raise ConfigError("per-sample weights (boosting) are not supported for detection")
+        return sum_losses  # the detector computes its own losses
+
+    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
+               return_indices: bool):
+        from cnnlab.data.dense import build_dense_loader
+
+        return build_dense_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
+                                  augment=None if cfg.augment == "none" else cfg.augment, seed=cfg.seed,
+                                  device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last)
+
+    def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
+        x, target = batch
+        x, boxes = resize_batch(x, target["boxes"], ctx.spec.img_size)
+        targets = [{"boxes": b, "labels": lb} for b, lb in zip(boxes, target["labels"])]
+        loss, parts = sum_losses(model(x, targets))
+        stats = getattr(getattr(unwrap(model), "roi_heads", None), "last_accuracy", None)
+        correct, count = stats if stats is not None else (torch.zeros((), device=x.device), 1.0)
+        return StepOutput(loss=loss, n=x.shape[0], score_sum=correct, score_count=float(count), parts=parts or None)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, data: Any, spec: DataSpec, *, batch_size: int, device: torch.device,
+                 amp: str, channels_last: bool, tta: str = "none") -> dict[str, Any]:
+        """mAP over the whole split (at the data's pixel size) and the mean validation loss per batch."""
+        from cnnlab.data.dense import build_dense_loader
+        from cnnlab.detection.metrics import DetectionMeter
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            data = data.subset(torch.arange(rank, len(data), world))
+        meter = DetectionMeter(spec.classes)
+        loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
+                                    channels_last=channels_last)
+        generator = torch.Generator(device=device).manual_seed(EVAL_LOSS_SEED)
+        was_training = model.training
+        model.eval()
+        loss_sum, n = 0.0, 0
+        try:
+            for x, target in loader:
+                h, w = x.shape[-2:]
+                xr, boxes = resize_batch(x, target["boxes"], spec.img_size)
+                with autocast_for(torch.device(device), amp):
+                    preds = model(xr)
+                    if hasattr(model, "losses"):
+                        losses = model.losses(xr, [{"boxes": b, "labels": lb} for b, lb in
+                                                   zip(boxes, target["labels"])], generator=generator)
+                        loss_sum += float(sum(losses.values())) * len(x)
+                n += len(x)
+                if (h, w) != (spec.img_size, spec.img_size):  # score at the data's resolution
+                    scale = torch.tensor([w / spec.img_size, h / spec.img_size] * 2, device=x.device)
+                    preds = [{**p, "boxes": p["boxes"] * scale} for p in preds]
+                meter.update(preds, to_targets(target))
+        finally:
+            model.train(was_training)
+        metrics = meter.compute()
+        metrics["loss"] = loss_sum / max(1, n) if hasattr(model, "losses") else float("nan")
+        return metrics
+
+    def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {f"{prefix}_{k}": metrics.get(k) for k in ("loss", "map_50", "map", "recall_100")}
+
+    def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
+              title: str) -> None:
+        """PR curves per class (``pr_curves.png``) and detections drawn on the first images (``detections.png``)."""
+        from cnnlab.detection.render import plot_pr_curves, render_detections
+
+        if final.get("pr_curves"):
+            plot_pr_curves(run_dir / "pr_curves.png", final["pr_curves"], f"{title}: mAP@0.5 {final['map_50']:.3f}")
+        render_detections(run_dir / "detections.png", model, data.subset(torch.arange(min(6, len(data)))), spec)
+
+
+register_task("detection", DetectionTask)
