@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.ops import roi_pool
 
-from cnnlab.detection.spp import SpatialPyramidPool, pyramid_length, spatial_pyramid_pool
+from cnnlab.detection.spp import SpatialPyramidPool, pyramid_length, spatial_pyramid_pool, window_pyramid
 
 
 def test_output_length_does_not_depend_on_the_window_size():
@@ -29,11 +29,20 @@ def test_a_one_level_pyramid_is_roi_pooling(level):
     xy = torch.rand(2, 12, 2, generator=g) * 100
     wh = torch.rand(2, 12, 2, generator=g) * 60 + 1
     boxes = [torch.cat([xy[i], xy[i] + wh[i]], 1) for i in range(2)]  # some run past the 128-px image's edge
-    ours = spatial_pyramid_pool(feats, boxes, (level,), spatial_scale=1 / 8)
+    ours = window_pyramid(feats, boxes, (level,), spatial_scale=1 / 8)  # the per-window definition
     theirs = roi_pool(feats, boxes, output_size=level, spatial_scale=1 / 8).flatten(1)
     assert torch.equal(ours, theirs)
 
 
+def test_the_batched_layer_equals_the_per_window_pyramid():
+    feats = torch.randn(2, 6, 16, 16)
+    g = torch.Generator().manual_seed(7)
+    xy = torch.rand(2, 20, 2, generator=g) * 110
+    boxes = [torch.cat([xy[i], xy[i] + torch.rand(20, 2, generator=g) * 70 + 1], 1) for i in range(2)]
+    batched = spatial_pyramid_pool(feats, boxes, (4, 2, 1), 1 / 8)
+    assert torch.equal(batched, window_pyramid(feats, boxes, (4, 2, 1), 1 / 8))
+
+
 def test_no_boxes_gives_an_empty_batch_of_the_right_width():
-    out = spatial_pyramid_pool(torch.randn(1, 3, 4, 4), [torch.zeros(0, 4)], (2, 1))
-    assert out.shape == (0, 15)
+    for pool in (spatial_pyramid_pool, window_pyramid):
+        assert pool(torch.randn(1, 3, 4, 4), [torch.zeros(0, 4)], (2, 1)).shape == (0, 15)

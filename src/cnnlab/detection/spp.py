@@ -9,7 +9,9 @@ the last conv map (stride ``S``) and pooled there, instead of warping each propo
 
 Bins are those of an adaptive max-pool (bin ``i`` of ``n`` covers ``floor(i h / n) .. ceil((i + 1) h / n)``)
 and windows are projected with Fast R-CNN's rounding (``round(x * scale)``, end inclusive), the convention
-of ``torchvision.ops.roi_pool``: a one-level pyramid *is* RoI pooling (Girshick 2015, §2.1).
+of ``torchvision.ops.roi_pool``: a one-level pyramid *is* RoI pooling (Girshick 2015, §2.1), so the layer runs
+each level as ``roi_pool`` over all windows at once; :func:`window_pyramid` is the per-window definition it is
+tested against.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import roi_pool
 
-__all__ = ["SpatialPyramidPool", "spatial_pyramid_pool", "pyramid_length"]
+__all__ = ["SpatialPyramidPool", "spatial_pyramid_pool", "window_pyramid", "pyramid_length"]
 
 
 def pyramid_length(channels: int, levels: tuple[int, ...]) -> int:
@@ -41,21 +44,30 @@ def _window(features: torch.Tensor, box: torch.Tensor, spatial_scale: float) -> 
     return window
 
 
-def spatial_pyramid_pool(features: torch.Tensor, boxes: list[torch.Tensor], levels: tuple[int, ...] = (4, 2, 1),
-                         spatial_scale: float = 1.0) -> torch.Tensor:
-    """SPP over each box's window: ``features`` ``[B, C, H, W]``, ``boxes`` a list of B ``[n_i, 4]`` xyxy
-    tensors in image pixels, ``spatial_scale`` = 1 / the map's stride. Returns ``[sum n_i, C * sum(n^2)]``,
-    level by level (coarse bins of a level in row-major order, channels outermost, as ``flatten`` gives)."""
+def window_pyramid(features: torch.Tensor, boxes: list[torch.Tensor], levels: tuple[int, ...] = (4, 2, 1),
+                   spatial_scale: float = 1.0) -> torch.Tensor:
+    """The paper's definition, one window at a time: crop each box's window of the map and adaptive-max-pool it
+    to ``n x n`` for every level. ``features`` ``[B, C, H, W]``, ``boxes`` a list of B ``[n_i, 4]`` xyxy tensors in
+    image pixels, ``spatial_scale`` = 1 / the map's stride. Returns ``[sum n_i, C * sum(n^2)]``, level by level,
+    each level channel-major (``[C, n, n]`` flattened). The reference for :func:`spatial_pyramid_pool`."""
     rows = []
     for fmap, image_boxes in zip(features, boxes):
         for box in image_boxes:
             window = _window(fmap, box, spatial_scale)
-            pooled = [F.adaptive_max_pool2d(window, n).flatten() for n in levels]
-            rows.append(torch.cat(pooled))
+            rows.append(torch.cat([F.adaptive_max_pool2d(window, n).flatten() for n in levels]))
     if not rows:
         return features.new_zeros(0, pyramid_length(features.shape[1], levels))
     out = torch.stack(rows)
     return out.masked_fill(torch.isneginf(out), 0.0)
+
+
+def spatial_pyramid_pool(features: torch.Tensor, boxes: list[torch.Tensor], levels: tuple[int, ...] = (4, 2, 1),
+                         spatial_scale: float = 1.0) -> torch.Tensor:
+    """:func:`window_pyramid` computed for all windows at once: each level is RoI pooling to ``n x n`` bins
+    (``torchvision.ops.roi_pool``, the same projection and bins), the levels concatenated."""
+    boxes = [b.to(features.dtype) for b in boxes]
+    return torch.cat([roi_pool(features, boxes, output_size=n, spatial_scale=spatial_scale).flatten(1)
+                      for n in levels], 1)
 
 
 class SpatialPyramidPool(nn.Module):
