@@ -344,6 +344,8 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     kw = dict(cfg.model_kwargs)
