@@ -32,6 +32,8 @@ def test_shifted_boxes_score_lower():
     assert s["map"] < 0.5 and s["map_50"] < 1.0
     s_small = detection_scores(_preds(2.0), _targets(), CLASSES)  # IoU >= 0.82: still correct at 0.5
     assert s_small["map_50"] == pytest.approx(1.0) and s_small["map"] < 1.0
+    assert s_small["ap50_per_class"] == {"a": pytest.approx(1.0), "b": pytest.approx(1.0)}  # AP at IoU 0.5
+    assert s_small["ap_per_class"]["a"] < 1.0
 
 
 def test_wrong_class_and_missing_detections():

@@ -21,11 +21,12 @@ def test_registry_task_filter():
     paper = [f"fcn{s}s_{b}" for s in (8, 16, 32) for b in ("fastnet", "resnet18", "vgg16")]
     assert SEG == sorted(paper + ["fcn2s_fastnet", "fcn4s_fastnet"])
     cls = cnnlab.list_models(task="classification")
-    assert not set(SEG) & set(cls) and set(SEG) | set(cls) == set(cnnlab.list_models())
+    det = cnnlab.list_models(task="detection")
+    assert not set(SEG) & set(cls) and set(SEG) | set(cls) | set(det) == set(cnnlab.list_models())
     assert cnnlab.list_models("fcn8s*", task="segmentation") == ["fcn8s_fastnet", "fcn8s_resnet18", "fcn8s_vgg16"]
     assert cnnlab.list_models("fcn*", task="classification") == []
     with pytest.raises(ConfigError, match="unknown task"):
-        cnnlab.list_models(task="detection")
+        cnnlab.list_models(task="tracking")
     with pytest.raises(ConfigError, match="num_classes"):
         cnnlab.create_model("fcn8s_fastnet", num_classes=0)
     info = get_model_info("fcn8s_vgg16")

@@ -80,7 +80,7 @@ def test_other_schedules():
 def test_every_recipe_builds_and_trains_a_step(name, synth, tmp_path):
     cfg = get_recipe(name)
     data = synth[0]
-    if cfg.task == "segmentation":
+    if cfg.task in ("segmentation", "detection"):
         from cnnlab.data import make_scenes
 
         data = make_scenes("train", 32, size=64, max_items=2, data_dir=tmp_path)

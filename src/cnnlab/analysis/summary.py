@@ -87,6 +87,7 @@ class Summary:
     output_shape: tuple[int, ...] | None
     receptive_field: int | float | tuple | None
     depth: int | None = 3
+    notes: tuple[str, ...] = ()  # model-specific lines under the table (a detector's stride, anchors, ...)
 
     @property
     def frozen_params(self) -> int:
@@ -124,6 +125,7 @@ class Summary:
             "peak_activation_bytes": self.peak_activation_bytes,
             "param_bytes": self.param_bytes,
             "receptive_field": _jsonable(self.receptive_field),
+            "notes": list(self.notes),
         }
 
     # --- output formats -----------------------------------------------------------------------
@@ -146,6 +148,7 @@ class Summary:
             f"Receptive field: {_geo_str(self.receptive_field)}",
             "MACs count conv, transposed conv, linear and matmul multiply-adds; BN, pooling, "
             "activations and elementwise ops are 'other ops'.",
+            *self.notes,
         ]
 
     def __rich__(self):
@@ -433,6 +436,10 @@ def _inspect(model: str | nn.Module | Callable[[], nn.Module], input_size: str |
             img = cfg.get("img_size", cfg.get("default_size", 224))
             input_size = (cfg.get("in_chans", 3), img, img)
         size = parse_size(input_size)
+    # A model whose forward the tracer cannot follow (a detector's data-dependent proposal selection and NMS)
+    # offers a traceable view of its layers (``inspect_view()``) and lines explaining it (``inspect_notes(rows)``).
+    full, view = model, getattr(model, "inspect_view", None)
+    model = view() if callable(view) else model
     try:
         tr = trace_module(model, size, dtype)
     except RuntimeError as e:
@@ -484,12 +491,14 @@ def _inspect(model: str | nn.Module | Callable[[], nn.Module], input_size: str |
             activation_bytes=act,
             rf_center=_compact(g.start) if g is not None and g.spatial else None,
         ))
+    notes = full.inspect_notes(rows) if model is not full and hasattr(full, "inspect_notes") else ()
     return Summary(
         model_name=name, input_size=size, rows=tuple(rows), total_params=total, trainable_params=trainable,
         total_macs=tr.total_macs, total_other_ops=tr.total_other,
         peak_activation_bytes=tr.peak_activation_bytes, param_bytes=param_bytes,
         output_shape=tr.output_shape,
         receptive_field=_compact(tr.max_rf) if tr.max_rf is not None else None, depth=depth,
+        notes=tuple(notes),
     )
 
 

@@ -6,8 +6,8 @@ RoI heads) without its transform: images arrive normalised and at a fixed size (
   training", §3.2: proposals are treated as constants, no gradient through their coordinates).
 * Fast R-CNN (Girshick 2015): proposals from outside -- ``model(images, targets, proposals=[...])`` per image,
   or the model's ``proposer`` (any ``images -> list of [n_i, 4]`` callable: selective search, precomputed
-  boxes). The default proposer is an exhaustive sliding-window set (the anchor grid at stride 8: 2,304 boxes
-  per 128x128 image) -- a stand-in with the same role as selective search's ~2,000 boxes.
+  boxes). The default proposer is an exhaustive sliding-window set (the 9 anchor shapes centred in every cell
+  of a stride-16 grid: 576 boxes per 128x128 image) -- a stand-in with selective search's role.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Proposer = Callable[[torch.Tensor], list[torch.Tensor]]
 class SlidingWindowProposals:
     """Every anchor of a stride-``stride`` grid as a proposal, clipped to the image (the exhaustive baseline)."""
 
-    def __init__(self, stride: int = 8, sizes=SIZES, ratios=RATIOS) -> None:
+    def __init__(self, stride: int = 16, sizes=SIZES, ratios=RATIOS) -> None:
         self.stride, self.sizes, self.ratios = stride, tuple(sizes), tuple(ratios)
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -47,6 +47,9 @@ class TwoStageDetector(nn.Module):
     ``forward(images, targets=None, proposals=None)``: training -> dict of named losses; eval -> list of
     ``{"boxes", "labels", "scores"}`` per image (the contract of :mod:`cnnlab.detection`).
     """
+
+    export_unsupported = ("proposal selection and per-class NMS keep a data-dependent number of boxes per image "
+                          "(no fixed-shape graph); use `cnnlab detect predict`, or export YOLO (one pass)")
 
     def __init__(self, backbone: FeatureBackbone, roi_heads: RoIHeads, num_classes: int,
                  rpn: RegionProposalNetwork | None = None, proposer: Proposer | None = None) -> None:

@@ -1,0 +1,137 @@
+"""Evaluate and apply detection checkpoints: mAP on a split, boxes on image files.
+
+Image files of any size are **resized** (not letterboxed) to the model's square input, as in training, and
+the boxes are mapped back to the file's own pixels by the two scale factors (``x * W / size``,
+``y * H / size``). ``show="proposals"`` also draws the proposals the RoI head scored (two-stage models).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.errors import ConfigError
+
+METHODS = ("rcnn", "sppnet", "fast-rcnn", "faster-rcnn", "yolo")
+#: ``--method`` -> the registry model it trains by default (R-CNN/SPPNet: fitted by ``cnnlab.detection.rcnn``).
+METHOD_MODELS = {"fast-rcnn": "fast_rcnn_fastnet", "faster-rcnn": "faster_rcnn_fastnet"}
+
+
+def model_for_method(method: str) -> str:
+    """The default registry model of a ``--method`` (YOLO: the first registered ``yolo*`` detector)."""
+    from cnnlab.models import list_models
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown detection method {method!r}; use one of {', '.join(METHODS)}")
+    if method in METHOD_MODELS:
+        return METHOD_MODELS[method]
+    if method == "yolo":
+        names = list_models("yolo*", task="detection")
+        if not names:
+            raise ConfigError("no YOLO model is registered in this build (cnnlab.detection.yolo is missing)")
+        return names[0]
+    raise ConfigError(f"--method {method} is not one gradient loop; it is fitted by cnnlab.detection.rcnn")
+
+
+def load_detector(checkpoint: str | Path, device: str = "auto"):
+    """(checkpoint, model in eval mode on ``device``, device) of a detection run or checkpoint file.
+    R-CNN/SPPNet runs load through ``cnnlab.detection.rcnn.load_rcnn``."""
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.engine import resolve_device
+
+    ckpt = load_checkpoint(checkpoint)
+    task = ckpt.meta.get("task", "classification")
+    if task != "detection":
+        raise ConfigError(f"{ckpt.path} is a {task} checkpoint; `cnnlab detect` needs a detection checkpoint "
+                          "(from `cnnlab detect train`)")
+    dev = resolve_device(device)
+    if ckpt.meta.get("method") in ("rcnn", "sppnet"):
+        from cnnlab.detection.rcnn import load_rcnn  # D2's staged fit (SVMs, box regressors)
+
+        return ckpt, load_rcnn(ckpt.path.parent).to(dev).eval(), dev
+    return ckpt, ckpt.build_model().to(dev).eval(), dev
+
+
+def spec_of(meta: dict[str, Any], data_size: tuple[int, int]):
+    from cnnlab.train.task import DataSpec
+
+    return DataSpec(num_classes=meta["num_classes"], in_chans=meta["in_chans"], img_size=meta["img_size"],
+                    data_size=data_size, classes=list(meta["classes"]), mean=meta["mean"], std=meta["std"])
+
+
+def evaluate_detector(checkpoint: str | Path, *, data: str | None = None, data_dir: str | None = None,
+                      split: str = "test", batch_size: int = 32, device: str = "auto") -> dict[str, Any]:
+    """mAP@0.5, mAP@[.5:.95], per-class AP and recall@100 of a detection checkpoint on a split."""
+    from cnnlab.data import load_dataset
+    from cnnlab.detection.task import DetectionTask
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    ckpt, model, dev = load_detector(checkpoint, device)
+    m = ckpt.meta
+    name = data or m.get("data")
+    ds = load_dataset(name, split=split, data_dir=data_dir or ckpt.config.data_dir)
+    if not getattr(ds, "has_boxes", False):
+        raise ConfigError(f"{name} ({split}) has no boxes to score detections against")
+    if ds.num_classes != m["num_classes"] or ds.image_shape[0] != m["in_chans"]:
+        raise ConfigError(f"{name} ({ds.num_classes} classes, {ds.image_shape[0]} channels) does not match the "
+                          f"checkpoint ({m['num_classes']} classes, {m['in_chans']} channels)")
+    ds.mean, ds.std = tuple(m["mean"]), tuple(m["std"])  # normalise exactly as in training
+    spec = spec_of(m, tuple(ds.image_shape[1:]))
+    metrics = DetectionTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
+                                       channels_last=False)
+    return {"checkpoint": str(ckpt.path), "data": name, "split": split, "n_images": len(ds),
+            "classes": spec.classes, **metrics}
+
+
+def _read(path: str | Path, in_chans: int) -> torch.Tensor:
+    from cnnlab.predict import load_image
+
+    img = load_image(path).convert("L" if in_chans == 1 else "RGB")
+    u8 = torch.from_numpy(np.asarray(img).copy())
+    return u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
+
+
+def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str | Path | None = None,
+                  show: str | None = None, score_thresh: float = 0.3, device: str = "auto") -> list[dict[str, Any]]:
+    """Detections of each image file in its own pixels; with ``out_dir`` one PNG per image
+    (``<stem>-detections.png``) with the boxes drawn (and the proposals for ``show="proposals"``)."""
+    from cnnlab.detection.render import write_detections_png
+    from cnnlab.detection.task import resize_batch
+
+    if show not in (None, "proposals"):
+        raise ConfigError(f"--show {show!r} is not known; use --show proposals")
+    ckpt, model, dev = load_detector(checkpoint, device)
+    m = ckpt.meta
+    size, classes = m["img_size"], list(m["classes"])
+    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
+    results = []
+    for path in images:
+        u8 = _read(path, m["in_chans"])
+        h, w = u8.shape[-2:]
+        x, _ = resize_batch((u8[None].float() / 255 - mean) / std, None, size)
+        with torch.inference_mode():
+            det = model(x.to(dev))[0]
+            props = model.propose(x.to(dev))[0][0] if show and hasattr(model, "propose") else None
+        back = torch.tensor([w / size, h / size, w / size, h / size])
+        keep = det["scores"].cpu() > score_thresh
+        det = {"boxes": det["boxes"].cpu()[keep] * back, "labels": det["labels"].cpu()[keep],
+               "scores": det["scores"].cpu()[keep]}
+        entry: dict[str, Any] = {
+            "image": str(path), "size": [int(w), int(h)],
+            "detections": [{"class": classes[c] if c < len(classes) else str(c), "label": int(c),
+                            "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
+                           for b, c, s in zip(det["boxes"], det["labels"].tolist(), det["scores"])]}
+        if props is not None:
+            props = props.cpu() * back
+            entry["proposals"] = len(props)
+        if out_dir is not None:
+            out = Path(out_dir) / f"{Path(path).stem}-detections.png"
+            write_detections_png(out, u8, det, classes, props)
+            entry["png"] = str(out)
+        results.append(entry)
+    return results
