@@ -101,6 +101,8 @@ def test_a_few_training_steps_lower_the_loss_and_eval_follows_the_contract():
     assert out[0]["boxes"].shape[1] == 4 and out[0]["labels"].dtype == torch.int64
     assert out[0]["labels"].min() >= 1 and out[0]["labels"].max() <= 10 and model.num_classes == 11
     assert model.pretrained_cfg["task"] == "detection"
+    with torch.no_grad():  # the validation loss of the detection task: the same parts in eval mode
+        assert model.losses(x, targets)["coord"] < parts["coord"]
 
 
 @pytest.mark.parametrize("name,kwargs,grid", [("yolo_v1_fastnet", {"head": "fc", "grid": 5}, 5),

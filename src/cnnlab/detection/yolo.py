@@ -201,15 +201,23 @@ class YOLOv1(nn.Module):
         nb5 = 5 * self.boxes_per_cell
         return torch.cat([y[..., :nb5].sigmoid(), y[..., nb5:].softmax(-1)], -1)
 
+    def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]],
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The loss parts in any mode (the detection task's validation loss; ``generator`` unused: no sampling)."""
+        return self.loss_of(self.raw(images), targets, tuple(images.shape[-2:]))
+
+    def loss_of(self, pred: torch.Tensor, targets: list[dict[str, torch.Tensor]], size: tuple[int, int]):
+        grids = torch.stack([encode_targets(t["boxes"].cpu(), t["labels"].cpu(), self.grid, size, self.num_classes)
+                             for t in targets]).to(pred)
+        return yolo_loss(pred, grids, self.boxes_per_cell, size)
+
     def forward(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
         pred = self.raw(images)
         size = tuple(images.shape[-2:])
         if self.training:
             if targets is None:
                 raise ValueError("YOLOv1 in training mode needs targets (a list of {boxes, labels} per image)")
-            grids = torch.stack([encode_targets(t["boxes"], t["labels"], self.grid, size, self.num_classes)
-                                 for t in targets]).to(pred)
-            return yolo_loss(pred, grids, self.boxes_per_cell, size)
+            return self.loss_of(pred, targets, size)
         return decode_predictions(pred, self.boxes_per_cell, size, self.score_thresh, self.nms_thresh,
                                   self.max_detections)
 
