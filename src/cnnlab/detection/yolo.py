@@ -201,6 +201,16 @@ class YOLOv1(nn.Module):
         nb5 = 5 * self.boxes_per_cell
         return torch.cat([y[..., :nb5].sigmoid(), y[..., nb5:].softmax(-1)], -1)
 
+    def inspect_view(self) -> nn.Module:
+        """What ``cnnlab inspect`` traces: backbone -> head -> activated grid (decoding and NMS are data-dependent)."""
+        return YOLOGridView(self)
+
+    def inspect_notes(self, rows) -> list[str]:
+        c = self.num_classes - 1
+        return [f"YOLO v1: backbone {self.backbone.name}, stride {self.backbone.stride}, {self.head_kind} head",
+                f"{self.grid}x{self.grid} grid, each cell {self.boxes_per_cell} boxes (x, y, sqrt w, sqrt h, conf) + "
+                f"{c} class probabilities = {5 * self.boxes_per_cell + c} numbers; decoding and NMS are not traced"]
+
     def losses(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]],
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The loss parts in any mode (the detection task's validation loss; ``generator`` unused: no sampling)."""
@@ -220,6 +230,20 @@ class YOLOv1(nn.Module):
             return self.loss_of(pred, targets, size)
         return decode_predictions(pred, self.boxes_per_cell, size, self.score_thresh, self.nms_thresh,
                                   self.max_detections)
+
+
+class YOLOGridView(nn.Module):
+    """A YOLO's layers on the fixed path ``images -> grid tensor`` (the same modules, so the same weights)."""
+
+    def __init__(self, yolo: YOLOv1) -> None:
+        super().__init__()
+        self.backbone, self.head = yolo.backbone, yolo.head
+        self.head_kind, self.grid, self.boxes_per_cell = yolo.head_kind, yolo.grid, yolo.boxes_per_cell
+
+    raw = YOLOv1.raw
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.raw(images)
 
 
 _PAPER = "Redmon, Divvala, Girshick & Farhadi, You Only Look Once: Unified, Real-Time Object Detection, CVPR 2016"
