@@ -113,3 +113,20 @@ def test_the_paper_fc_head_and_the_resnet_backbone_predict_the_grid(name, kwargs
         raw = model.raw(torch.randn(2, 1, 64, 64))
     assert raw.shape == (2, grid, grid, 5 * 2 + 10) and model.grid == grid
     assert torch.allclose(raw[..., 10:].sum(-1), torch.ones(2, grid, grid))  # Pr(class | object) sums to 1
+
+
+def test_the_export_view_is_one_pass_to_onnx_and_decodes_to_the_same_detections(tmp_path):
+    from cnnlab.export.exporter import export_model
+
+    model = create_model("yolo_v1_fastnet", img_size=64)
+    model.init_from_data(torch.randn(16, 1, 64, 64))
+    view = model.eval().export_view()
+    view.pretrained_cfg = model.pretrained_cfg
+    r = export_model(view, tmp_path / "yolo.onnx", weights=None, exporter="legacy", latency_runs=0)
+    assert r.path.is_file() and r.max_abs_diff < 1e-4  # verified by ONNX Runtime inside export_model
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        ours = model(x)
+        grid = view(x)
+    again = decode_predictions(grid, 2, (64, 64))
+    assert grid.shape == (2, 4, 4, 20) and all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(ours, again))

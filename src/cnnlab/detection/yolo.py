@@ -205,6 +205,11 @@ class YOLOv1(nn.Module):
         """What ``cnnlab inspect`` traces: backbone -> head -> activated grid (decoding and NMS are data-dependent)."""
         return YOLOGridView(self)
 
+    def export_view(self) -> nn.Module:
+        """The one-pass graph to export (ONNX): ``images -> [N, S, S, 5B + C]``; :func:`decode_predictions`
+        (thresholds and NMS, a data-dependent number of boxes) runs after it."""
+        return YOLOGridView(self)
+
     def inspect_notes(self, rows) -> list[str]:
         c = self.num_classes - 1
         return [f"YOLO v1: backbone {self.backbone.name}, stride {self.backbone.stride}, {self.head_kind} head",
