@@ -104,3 +104,15 @@ def test_the_same_weights_serve_both_feature_paths_and_bad_inputs_are_clear(runs
     save_checkpoint(tmp_path / "last.safetensors", {"model": "fastnet"}, {"w": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="not an R-CNN"):
         load_rcnn(tmp_path)
+
+
+def test_cnnlab_detect_eval_reads_an_rcnn_run(runs, capsys):
+    import json
+
+    from cnnlab.cli import main
+
+    root, results = runs
+    assert main(["detect", "eval", "--checkpoint", str(results["sppnet"].run_dir), "--data", SCENES,
+                 "--data-dir", str(root), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["map_50"] == pytest.approx(results["sppnet"].final["map_50"], abs=1e-6)  # same proposals, same model

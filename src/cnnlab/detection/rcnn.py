@@ -43,12 +43,13 @@ from cnnlab.detection.proposals import ProposalSettings, proposals_for, selectiv
 from cnnlab.detection.spp import SpatialPyramidPool, pyramid_length
 from cnnlab.errors import CheckpointError, ConfigError
 
-__all__ = ["RegionCNN", "fit_rcnn", "load_rcnn", "METHODS"]
+__all__ = ["RegionCNN", "fit_rcnn", "fit_sppnet", "load_rcnn", "METHODS"]
 
 METHODS = ("rcnn", "sppnet")
 WARP, CONTEXT, STRIDE = 28, 2, 8
 FG_IOU, BG_IOU, REG_IOU = 0.5, 0.3, 0.6  # fine-tuning positives; SVM negatives; box-regression pairs
 FEAT_NORM = 20.0
+DEFAULT_MODEL = "fastnet"  # the CNN whose conv trunk both methods use (``cnnlab detect train --method rcnn``)
 
 
 class RegionCNN(nn.Module):
@@ -388,6 +389,7 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"model": None, "method": method, "rcnn": model.arch, "config": cfg.to_dict(), "classes": train.classes,
             "num_classes": train.num_classes, "in_chans": train.image_shape[0], "img_size": train.image_shape[-1],
+            "mean": list(train.mean), "std": list(train.std),
             "task": "detection", "metrics": {k: v for k, v in final.items() if k != "pr_curves"},
             "history": history, "proposals": {"train_cache": prop_info["cache"], "settings": prop_info["settings"]}}
     save_checkpoint(run_dir / "last.safetensors", meta, model.state_dict())
@@ -397,6 +399,11 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
                        final=final, best=None, epochs_run=cfg.epochs)
     atomic_write(run_dir / "result.json", json.dumps(result.summary(), indent=1, default=float).encode())
     return result
+
+
+def fit_sppnet(cfg, cache_dir: str | Path | None = None):
+    """:func:`fit_rcnn` with ``method="sppnet"`` (what ``cnnlab detect train --method sppnet`` calls)."""
+    return fit_rcnn(cfg, "sppnet", cache_dir)
 
 
 def load_rcnn(run_dir: str | Path, method: str | None = None) -> RegionCNN:
