@@ -130,3 +130,19 @@ def test_the_export_view_is_one_pass_to_onnx_and_decodes_to_the_same_detections(
         grid = view(x)
     again = decode_predictions(grid, 2, (64, 64))
     assert grid.shape == (2, 4, 4, 20) and all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(ours, again))
+
+
+def test_yolo_trains_through_the_engine_with_the_detection_task(tmp_path):
+    from cnnlab.train.config import TrainConfig
+    from cnnlab.train.engine import fit
+
+    scenes = "fashion-scenes:size=64,scale=1-1.25,max_items=2,n_train=32,n_test=8"
+    cfg = TrainConfig(task="detection", model="yolo_v1_fastnet", data=scenes, data_dir=str(tmp_path), epochs=2,
+                      batch_size=16, lr=1e-3, optimizer="adamw", out_dir=str(tmp_path / "run"), progress="none",
+                      tensorboard=False, plots=False)
+    r = fit(cfg)
+    first, last = r.history[0], r.history[-1]
+    assert {"train_coord", "train_obj", "train_noobj", "train_cls"} <= set(last)
+    assert last["train_loss"] < first["train_loss"] and 0 <= r.final["map_50"] <= 1
+    assert r.final["loss"] == r.final["loss"]  # the validation loss through YOLOv1.losses (not NaN)
+    assert (tmp_path / "run" / "last.safetensors").is_file()
