@@ -338,10 +338,6 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
     ``model_kwargs`` may set ``widths``, ``fc_width``, ``levels`` (the pyramid), ``proposals`` (selective-search
     settings), ``nms_thresh``, ``svm_c`` (default 0.01), ``hard_rounds`` (2), ``fc_epochs`` (SPPNet's fc-only
     fine-tuning, default ``epochs``). Returns a :class:`~cnnlab.train.engine.FitResult`."""
-    from cnnlab._io import atomic_write
-    from cnnlab.train.checkpoint import save_checkpoint
-    from cnnlab.train.engine import FitResult
-
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     t_start = time.perf_counter()
@@ -385,6 +381,15 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
     final.update(train_seconds=train_seconds, stage_seconds=seconds,
                  proposals_per_image=sum(map(len, props)) / max(len(props), 1),
                  **{f"stage_{k}": v for k, v in stats.items()})
+    return _write_run(cfg, method, model, train, final, history, prop_info)
+
+
+def _write_run(cfg, method: str, model: RegionCNN, train, final: dict, history: dict, prop_info: dict):
+    """The run directory: ``last.safetensors`` (+ json meta), ``config.yaml``, ``result.json``; a FitResult."""
+    from cnnlab._io import atomic_write
+    from cnnlab.train.checkpoint import save_checkpoint
+    from cnnlab.train.engine import FitResult
+
     run_dir = Path(cfg.out_dir or f"runs/{method}-{cfg.data.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"model": None, "method": method, "rcnn": model.arch, "config": cfg.to_dict(), "classes": train.classes,
