@@ -34,7 +34,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from cnnlab.detection.backbones import FeatureBackbone, build_backbone
-from cnnlab.models._registry import register_model
+from cnnlab.models import register_model
 
 __all__ = ["YOLOv1", "encode_targets", "decode_targets", "decode_predictions", "yolo_loss", "paired_iou",
            "yolo_v1_fastnet", "yolo_v1_resnet18"]
