@@ -121,3 +121,13 @@ def test_faster_rcnn_sigkill_mid_epoch_then_resume_is_bit_identical(scenes, tmp_
     strip = ("epoch_time_s", "train_img_per_s")
     assert ([{k: v for k, v in r.items() if k not in strip} for r in a.meta["fit_state"]["history"]]
             == [{k: v for k, v in r.items() if k not in strip} for r in b.meta["fit_state"]["history"]])
+
+
+@pytest.mark.slow
+def test_two_process_detection_scores_every_test_image_once(scenes, tmp_path):
+    """DDP needs no task code: each process scores its shard, torchmetrics gathers the detections."""
+    root, train, test = scenes
+    r = fit(cfg(tmp_path, root, epochs=1, nproc=2), train_data=train.subset(range(32)), test_data=test)
+    ckpt = load_checkpoint(r.run_dir, prefer="last")
+    assert ckpt.meta["world_size"] == 2
+    assert r.final["n_images"] == len(test) and 0 <= r.final["map_50"] <= 1

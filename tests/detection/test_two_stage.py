@@ -135,3 +135,11 @@ def test_inspect_shows_the_backbone_rpn_head_stride_and_anchors():
     assert "feature stride 16" in notes and "9 anchors per location" in notes
     assert f"3x3 window sees {s.row('rpn_head.conv').receptive_field} px" in notes
     assert "no RPN" in "\n".join(inspect("fast_rcnn_fastnet").notes)
+
+
+def test_efficientnet_lite0_backbone_can_start_from_imagenet():
+    det = create_model("faster_rcnn_efficientnet_lite0", pretrained=True)
+    ref = create_model("efficientnet_lite0", weights="imagenet", in_chans=1, num_classes=1)
+    assert torch.equal(det.backbone.body[3][0].block[0][0].weight, ref.features[3][0].block[0][0].weight)
+    assert not torch.equal(create_model("faster_rcnn_efficientnet_lite0").backbone.body[0][0].weight,
+                           ref.features[0][0].weight)

@@ -5,7 +5,8 @@ layer of ZF/VGG-16, stride 16; ResNet's C4 in He et al. 2016 §A).
   images by ``init_from_data``, as the engine does for ``needs_data_init`` models): pool4, 128 channels.
 * ResNet-18: ``layer3`` (C4), 256 channels -- the FCN's :class:`~cnnlab.segmentation.fcn.ResNetBackbone` keys,
   so a ResNet-18 classifier's weights load with :func:`~cnnlab.segmentation.fcn.init_from_resnet`'s rule.
-* EfficientNet-Lite0: ``features[0:6]`` (stem + stages 1-5, 112 channels), torchvision's layout.
+* EfficientNet-Lite0: ``features[0:6]`` (stem + stages 1-5, 112 channels), torchvision's layout; ``pretrained=True``
+  starts from the ImageNet checkpoint (75.1% top-1; grey inputs: the RGB filters summed, cnnlab's ``load_into``).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class ResNetC4(nn.Module):
 
 
 def build_backbone(name: str, in_chans: int = 1, **kwargs) -> FeatureBackbone:
-    """``fastnet`` (``widths``, ``stem``), ``resnet18`` or ``efficientnet_lite0`` -> a stride-16 feature map."""
+    """``fastnet`` (``widths``, ``stem``), ``resnet18`` or ``efficientnet_lite0`` (``pretrained``) -> a stride-16
+    feature map."""
     if name == "fastnet":
         widths = tuple(kwargs.get("widths", (32, 64, 96, 128)))
         return FeatureBackbone(FastNetC4(widths, in_chans, kwargs.get("stem", "whitened")), widths[-1], 16, name)
@@ -75,6 +77,7 @@ def build_backbone(name: str, in_chans: int = 1, **kwargs) -> FeatureBackbone:
     if name == "efficientnet_lite0":
         from cnnlab.models import create_model
 
-        net = create_model("efficientnet_lite0", num_classes=1, in_chans=in_chans, img_size=224)
+        weights = "imagenet" if kwargs.get("pretrained") else None  # the TF Lite0 checkpoint (pip package)
+        net = create_model("efficientnet_lite0", num_classes=1, in_chans=in_chans, img_size=224, weights=weights)
         return FeatureBackbone(net.features[:6], 112, 16, name)
     raise ValueError(f"unknown detection backbone {name!r}; use one of {', '.join(BACKBONES)}")

@@ -14,7 +14,7 @@ from torch import nn
 from cnnlab.detection.anchors import RATIOS, SIZES
 from cnnlab.detection.backbones import build_backbone
 from cnnlab.detection.two_stage import build_detector
-from cnnlab.models._registry import register_model
+from cnnlab.models import register_model
 
 FASTER = "Ren, He, Girshick & Sun, Faster R-CNN: Towards Real-Time Object Detection with Region Proposal Networks, " \
          "NeurIPS 2015"

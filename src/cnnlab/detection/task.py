@@ -2,7 +2,8 @@
 
 Step: ``model(images, targets)`` in training mode returns a dict of named losses (Faster R-CNN: ``rpn_cls``,
 ``rpn_box``, ``roi_cls``, ``roi_box``; the contract of :mod:`cnnlab.detection`); their sum is back-propagated
-and each part is logged. The running training score is the RoI head's accuracy on its sampled RoIs. Evaluation:
+and each part is logged. The running training score is the RoI head's accuracy on its sampled RoIs
+(``model.roi_heads.last_accuracy`` or ``model.last_accuracy``: ``(correct, count)``; 0 without). Evaluation:
 the detections of ``model.eval()`` scored by :class:`~cnnlab.detection.metrics.DetectionMeter` (mAP@0.5 picks the
 best epoch; mAP@[.5:.95], per-class AP, recall@100), and the validation loss with a seeded sampler
 (``model.losses(images, targets, generator)``) so that evaluating never moves the training random state.
@@ -107,7 +108,8 @@ class DetectionTask(Task):
         x, boxes = resize_batch(x, target["boxes"], ctx.spec.img_size)
         targets = [{"boxes": b, "labels": lb} for b, lb in zip(boxes, target["labels"])]
         loss, parts = sum_losses(model(x, targets))
-        stats = getattr(getattr(unwrap(model), "roi_heads", None), "last_accuracy", None)
+        net = unwrap(model)  # a two-stage model keeps its RoI head's accuracy; another may keep its own
+        stats = getattr(getattr(net, "roi_heads", net), "last_accuracy", None)
         correct, count = stats if stats is not None else (torch.zeros((), device=x.device), 1.0)
         return StepOutput(loss=loss, n=x.shape[0], score_sum=correct, score_count=float(count), parts=parts or None)
 
@@ -118,7 +120,8 @@ class DetectionTask(Task):
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.detection.metrics import DetectionMeter
 
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if dist_on:  # each process scores its shard; torchmetrics gathers the detections in compute()
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
             data = data.subset(torch.arange(rank, len(data), world))
         meter = DetectionMeter(spec.classes)
@@ -146,6 +149,11 @@ class DetectionTask(Task):
         finally:
             model.train(was_training)
         metrics = meter.compute()
+        if dist_on:
+            totals = torch.tensor([loss_sum, float(n)], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            loss_sum, n = float(totals[0]), int(totals[1])
+        metrics["n_images"] = n
         metrics["loss"] = loss_sum / max(1, n) if hasattr(model, "losses") else float("nan")
         return metrics
 

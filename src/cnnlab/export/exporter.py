@@ -228,6 +228,9 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     exporter = _check_options(format, exporter, opset)
     loaded = load_model(source, weights)
     model = loaded.model.eval()
+    unsupported = getattr(model, "export_unsupported", None)  # a model that says why it has no static graph
+    if unsupported:
+        raise ExportError(f"{loaded.name} cannot be exported to {format}: {unsupported}")
     path = Path(path) if path is not None else Path(f"{loaded.name}{SUFFIX[format]}")
     x1 = reference_input(loaded, 1)
     checks = [x1, reference_input(loaded, 2)] if dynamic_batch else [x1]
