@@ -94,6 +94,8 @@ def test_a_few_training_steps_lower_the_loss_and_eval_follows_the_contract():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+    correct, count = model.last_accuracy  # class accuracy in the 4 object cells (the task's training score)
+    assert count == 4.0 and 0 <= int(correct) <= 4
     model.eval()
     with torch.no_grad():
         out = model(x)

@@ -224,6 +224,11 @@ class YOLOv1(nn.Module):
     def loss_of(self, pred: torch.Tensor, targets: list[dict[str, torch.Tensor]], size: tuple[int, int]):
         grids = torch.stack([encode_targets(t["boxes"].cpu(), t["labels"].cpu(), self.grid, size, self.num_classes)
                              for t in targets]).to(pred)
+        with torch.no_grad():  # the training score the detection task shows: class accuracy in object cells
+            has = grids[..., 4] > 0.5
+            nb5 = 5 * self.boxes_per_cell
+            hit = pred[..., nb5:].argmax(-1) == grids[..., 5:].argmax(-1)
+            self.last_accuracy = ((hit & has).sum(), float(has.sum()) or 1.0)
         return yolo_loss(pred, grids, self.boxes_per_cell, size)
 
     def forward(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
