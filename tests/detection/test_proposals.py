@@ -7,6 +7,8 @@ from cnnlab.data import load_dataset
 from cnnlab.detection import proposals as P
 from cnnlab.errors import ConfigError
 
+pytest.importorskip("cv2", reason="selective search needs the detect extra (OpenCV contrib)")
+
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):

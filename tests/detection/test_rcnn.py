@@ -10,6 +10,8 @@ from cnnlab.detection.rcnn import RegionCNN, fit_rcnn, load_rcnn, train_svms, wa
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.train.config import TrainConfig
 
+pytest.importorskip("cv2", reason="selective search needs the detect extra (OpenCV contrib)")
+
 SCENES = "fashion-scenes:size=64,scale=1-1.25,max_items=2,n_train=24,n_test=12"
 
 

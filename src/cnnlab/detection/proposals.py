@@ -65,10 +65,14 @@ def _bgr(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def selective_search(image: torch.Tensor | np.ndarray, settings: ProposalSettings = ProposalSettings()) -> torch.Tensor:
     """Proposals of one uint8 image ``[C, H, W]`` as float32 ``[n, 4]`` xyxy pixels (ranked, capped, filtered)."""
-    import cv2
-
+    try:
+        import cv2
+        segmentation = cv2.ximgproc.segmentation
+    except (ImportError, AttributeError):
+        raise ConfigError("selective search needs OpenCV contrib's ximgproc: pip install 'cnnlab[detect]' "
+                          "(opencv-contrib-python-headless, never opencv-python beside it)") from None
     cv2.setNumThreads(1)  # one image at a time; the caller owns the parallelism
-    ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
+    ss = segmentation.createSelectiveSearchSegmentation()
     ss.setBaseImage(_bgr(image))
     {"fast": ss.switchToSelectiveSearchFast, "quality": ss.switchToSelectiveSearchQuality,
      "single": ss.switchToSingleStrategy}[settings.mode]()
