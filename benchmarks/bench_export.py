@@ -28,9 +28,9 @@ def bench(name: str, runs: int, exporter: str, out: Path) -> dict:
     import onnxruntime as ort
     import torch
 
-    from cnnlab._source import load_model
     from cnnlab.export import export_model
     from cnnlab.export.exporter import reference_input
+    from cnnlab.train.source import load_model
 
     loaded = load_model(name, "imagenet" if name.startswith("efficientnet_lite") else None)
     onnx_r = export_model(loaded, out / f"{name}.onnx", "onnx", exporter=exporter, latency_runs=0)

@@ -1,4 +1,4 @@
-"""Benchmark: ``cnnlab.inspect`` vs torchvision construction + ``torchinfo.summary`` (issue 4).
+"""Benchmark: ``cnnlab.inspect`` vs torchvision construction + ``torchinfo.summary``.
 
 (a) by name, end to end as a user meets it: ``cnnlab.inspect(name, (3, S, S))`` vs
     ``torchinfo.summary(torchvision.models.<name>(), (1, 3, S, S))`` at S = 224 and 1024;

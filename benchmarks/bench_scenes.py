@@ -48,9 +48,9 @@ def main() -> None:
     from torchvision.transforms import v2
 
     from cnnlab.data import DenseLoader
-    from cnnlab.data.scenes import SceneConfig, _load_items, generate_scenes, make_scenes
+    from cnnlab.data.scenes import SceneConfig, generate_scenes, load_items, make_scenes
 
-    items = _load_items("train", None, False)
+    items = load_items("train", None, False)
     c0, t0 = _cpu(), time.perf_counter()
     generate_scenes("train", args.scenes, SceneConfig(), items)
     gen_cpu, gen_wall = _cpu() - c0, time.perf_counter() - t0

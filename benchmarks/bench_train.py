@@ -6,15 +6,16 @@ norm and bias exempt, one-cycle schedule, label smoothing) and the same augmenta
 random crop + horizontal flip), in one process:
 
 (a) cnnlab: ``fit(get_recipe("fashion-fast"))`` -- in-memory uint8 batches, batched augmentation,
-    bf16 autocast, channels_last, 2 threads, flip TTA at the end; its per-epoch test accuracy
+    bf16 autocast, channels_last, flip TTA at the end; its per-epoch test accuracy
     (logging only, no TTA) gives the time-to-93 %;
 (b) the tutorial: a torchvision ``FashionMNIST``-style Dataset (PIL image per sample) +
     ``transforms.Compose([RandomCrop(28, padding=2), RandomHorizontalFlip(), ToTensor(), Normalize])``
     + ``DataLoader(shuffle=True)`` + ``torch.optim.SGD`` + ``OneCycleLR`` in fp32, NCHW, evaluated
     once at the end.
 
-Prints training img/s of each (images / training-loop seconds), their ratio (goal >= 2x), the wall
-time of each whole run, the final test accuracy, and the recipe's time-to-93 %. Usage:
+Both run on ``--threads`` threads (2 by default, as the recorded numbers). Prints training img/s of
+each (images / training-loop seconds), their ratio (goal >= 2x), the wall time of each whole run, the
+final test accuracy, and the recipe's time-to-93 %. Usage:
 
     python benchmarks/bench_train.py            # full: the recipe's epochs (several minutes)
     python benchmarks/bench_train.py --quick    # 1 epoch each (about a minute on an idle machine)
@@ -44,10 +45,11 @@ class EpochClock:
         self.rows.append((row["epoch"], time.perf_counter() - self.t0, row.get("test_top1")))
 
 
-def run_cnnlab(epochs: int, seed: int, out_dir: str) -> dict:
+def run_cnnlab(epochs: int, seed: int, out_dir: str, threads: int) -> dict:
     from cnnlab.train import fit, get_recipe
 
-    cfg = get_recipe("fashion-fast").replace(epochs=epochs, seed=seed, out_dir=out_dir, progress="line")
+    cfg = get_recipe("fashion-fast").replace(epochs=epochs, seed=seed, out_dir=out_dir, progress="line",
+                                             threads=threads)
     clock = EpochClock()
     result = fit(cfg, callbacks=[clock])
     wall = time.perf_counter() - clock.t0
@@ -120,15 +122,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the tutorial pipeline")
     ap.add_argument("--skip-tutorial", action="store_true", help="only time the recipe")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch threads for both [2: the recorded numbers'; 0: torch's default, all physical cores]")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from cnnlab.train import get_recipe
 
     epochs = 1 if args.quick else (args.epochs or get_recipe("fashion-fast").epochs)
-    print(f"bench_train: fastnet on Fashion-MNIST, {epochs} epoch(s) per pipeline; {load_average()}", flush=True)
+    print(f"bench_train: fastnet on Fashion-MNIST, {epochs} epoch(s) per pipeline, {torch.get_num_threads()} "
+          f"threads; {load_average()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         print("(a) cnnlab fashion-fast recipe", flush=True)
-        a = run_cnnlab(epochs, args.seed, os.path.join(tmp, "run"))
+        a = run_cnnlab(epochs, args.seed, os.path.join(tmp, "run"), args.threads)
     print(f"    {load_average()}")
     b = None
     if not args.skip_tutorial:

@@ -7,7 +7,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD
+from cnnlab.models import IMAGENET_MEAN, IMAGENET_STD
 from cnnlab.predict import classify, load_image, preprocess, preprocess_config
 
 TF_CFG = {"in_chans": 3, "img_size": 224, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),

@@ -15,7 +15,7 @@ from cnnlab.errors import CnnlabError
 
 COMMAND_MODULES = ("cnnlab.analysis.commands", "cnnlab.data.commands", "cnnlab.train.commands",
                    "cnnlab.segmentation.commands", "cnnlab.detection.commands", "cnnlab.transfer.commands",
-                   "cnnlab.ensemble.commands", "cnnlab.viz.commands", "cnnlab.export.commands")
+                   "cnnlab.ensemble.commands", "cnnlab.viz.commands", "cnnlab.export.commands", "cnnlab.ui.commands")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

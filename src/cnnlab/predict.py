@@ -22,7 +22,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD, SMALL_INPUT_MAX
+from cnnlab.models import IMAGENET_MEAN, IMAGENET_STD, SMALL_INPUT_MAX
 
 ImageLike = Image.Image | str | os.PathLike
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cnnlab.data import ArrayDataset, channel_stats, load_dataset, read_idx
-from cnnlab.data.datasets import IDX_DATASETS
+from cnnlab.data.idx import IDX_DATASETS
 from cnnlab.errors import DataError
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -8,8 +8,8 @@ import tarfile
 import pytest
 
 from cnnlab.data import download_file, extract_archive, verify_checksum
-from cnnlab.data.datasets import IDX_DATASETS
 from cnnlab.data.download import file_digest
+from cnnlab.data.idx import IDX_DATASETS
 from cnnlab.errors import DataError
 
 

@@ -1,5 +1,6 @@
 """Stratified train/val split, stratified k-fold and bootstrap, on the real Fashion-MNIST labels."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,3 +55,16 @@ def test_bootstrap():
     labels = torch.arange(100) % 4
     s2, _ = bootstrap_indices(labels, seed=1, stratified=True)
     assert torch.bincount(labels[s2]).tolist() == [25] * 4
+
+
+def test_kfold_class_counts_match_scikit_learn():
+    """Same rule as scikit-learn's StratifiedKFold: every fold holds each class in proportion (counts per
+    class and fold equal to sklearn's up to the assignment of remainders, i.e. differ by at most one)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = torch.tensor([0] * 23 + [1] * 17 + [2] * 9)
+    ours = sorted(torch.bincount(labels[va], minlength=3).tolist() for _, va in kfold_indices(labels, 4, seed=0))
+    ref = sorted(np.bincount(labels.numpy()[va], minlength=3).tolist()
+                 for _, va in StratifiedKFold(4, shuffle=True, random_state=0).split(np.zeros(49), labels.numpy()))
+    for c in range(3):
+        assert sorted(r[c] for r in ours) == sorted(r[c] for r in ref)

@@ -196,7 +196,7 @@ def test_fresh_scenes_are_new_every_epoch_and_reproducible(cache):
     fixed = load_dataset("fashion-scenes:size=64,n_train=40", split="train", data_dir=cache)
     assert torch.equal(stream.images, fixed.images)  # epoch 0 is the ordinary (cached) set
     cfg = scenes.SceneConfig(size=64)
-    items = scenes._load_items("train", cache, False)
+    items = scenes.load_items("train", cache, False)
     # epoch 1 is chunk 1 of the same sequence (40 scenes fill one chunk): exactly those scenes, none of epoch 0's
     chunk1 = scenes.generate_scenes("train", 40, cfg, items, first_chunk=1)
     stream.set_epoch(1)

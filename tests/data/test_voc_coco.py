@@ -156,6 +156,8 @@ def _rle_string(mask):
 
 
 def _coco(root, images=("x.png", "y.png", "z.png")):
+    """Polygons in COCO's continuous coordinates: the box [x, y, w, h] = [10, 5, 20, 10] is the polygon
+    (10, 5)-(30, 15), which covers pixels 10..29 x 5..14 (COCO's decoder; see test_coco_masks.py)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     for k, f in enumerate(images):
         _image(root / "images" / f, 40 if k < 2 else 60, 30, seed=k)
@@ -168,13 +170,13 @@ def _coco(root, images=("x.png", "y.png", "z.png")):
         "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
         "annotations": [
             {"id": 1, "image_id": 10, "category_id": 3, "bbox": [10, 5, 20, 10], "area": 200, "iscrowd": 0,
-             "segmentation": [[10, 5, 29, 5, 29, 14, 10, 14]]},
+             "segmentation": [[10, 5, 30, 5, 30, 15, 10, 15]]},
             {"id": 2, "image_id": 10, "category_id": 7, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0,
-             "segmentation": [[0, 0, 3, 0, 3, 3, 0, 3]]},
+             "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]},
             {"id": 3, "image_id": 10, "category_id": 7, "bbox": [2, 20, 7, 5], "area": 35, "iscrowd": 1,
              "segmentation": {"size": [30, 40], "counts": rle}},
             {"id": 4, "image_id": 12, "category_id": 7, "bbox": [30, 0, 30, 30], "area": 900, "iscrowd": 0,
-             "segmentation": [[30, 0, 59, 0, 59, 29, 30, 29]]},
+             "segmentation": [[30, 0, 60, 0, 60, 30, 30, 30]]},
         ]}
     return data
 

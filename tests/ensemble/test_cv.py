@@ -49,11 +49,11 @@ def _stop():
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["cv", "--folds", "1"], "--folds must be >= 2"),
-    (["bag", "--members", "0"], "--members must be >= 1"),
-    (["boost", "--rounds", "0"], "--rounds must be >= 1"),
+    (["cv", "--folds", "1"], "--folds must be an integer >= 2"),
+    (["bag", "--members", "0"], "--members must be an integer >= 1"),
+    (["boost", "--rounds", "0"], "--rounds must be an integer >= 1"),
     (["boost", "--shrinkage", "0"], "--shrinkage must be a number in (0, 1]"),
-    (["biasvar", "--models", "1"], "--models must be >= 2"),
+    (["biasvar", "--models", "1"], "--models must be an integer >= 2"),
     (["biasvar", "--sweep", "epochs"], "expected KEY=VALUES"),
     (["ensemble", "--eval", "/nonexistent/run"], "does not exist"),
 ])

@@ -105,6 +105,8 @@ def test_ensemble_snapshots_cli_end_to_end(cyclic_run, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in result["members"]] == ["snap/snapshot-1", "snap/snapshot-2"]
     assert all(m["top1"] > 0.2 for m in result["members"])  # trained snapshots (chance: 0.1)
+    mean_member = sum(m["top1"] for m in result["members"]) / 2
+    assert result["top1"] > mean_member, (result["top1"], [m["top1"] for m in result["members"]])
     assert result["n"] == 500 and (tmp_path / "p.png").stat().st_size > 1000
     assert result["top1"] == ensemble_runs(snapshot_paths(run_dir)).top1  # the Python API, the same members
     assert main(["ensemble", run_dir, "--snapshots", "--eval", "--plot", str(tmp_path / "q.png")]) == 0

@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import torch
 
-from cnnlab.segmentation.render import colorize, overlay, panel, render_predictions, voc_palette, write_png
+from cnnlab.segmentation.render import class_palette, colorize, overlay, panel, render_predictions, write_png
 
 
 def _scene():
@@ -18,15 +18,15 @@ def _scene():
     return img, t
 
 
-def test_voc_palette_and_colorize():
-    pal = voc_palette()
-    # devkit labelcolormap: background black, aeroplane (128,0,0), person (15) (192,128,128)
-    assert pal[0].tolist() == [0, 0, 0] and pal[1].tolist() == [128, 0, 0] and pal[15].tolist() == [192, 128, 128]
-    assert len({tuple(c) for c in pal[:21]}) == 21
+def test_class_palette_and_colorize():
+    pal = class_palette()
+    # background black, then tab20's strong shades (blue, orange, ...), never grey (see test_overlay_colours)
+    assert pal[0].tolist() == [0, 0, 0] and pal[1].tolist() == [31, 119, 180] and pal[2].tolist() == [255, 127, 14]
+    assert pal.shape == (256, 3) and len({tuple(c) for c in pal[:21]}) == 21
     _, t = _scene()
     col = colorize(t)
     assert col.shape == (64, 48, 3) and col.dtype == np.uint8
-    assert col[0, 0].tolist() == [255, 255, 255] and col[20, 10].tolist() == [128, 0, 0]
+    assert col[0, 0].tolist() == [255, 255, 255] and col[20, 10].tolist() == [31, 119, 180]
 
 
 def test_overlay_blends_only_objects():
@@ -35,7 +35,7 @@ def test_overlay_blends_only_objects():
     grey = np.round(img[0].numpy() * 255).astype(np.uint8)
     assert ov.shape == (64, 48, 3)
     assert (ov[35, 0] == grey[35, 0]).all()  # background: the image itself
-    expect = np.round(grey[20, 10] * 0.5 + np.array([128, 0, 0]) * 0.5)
+    expect = np.round(grey[20, 10] * 0.5 + np.array([31, 119, 180]) * 0.5)
     assert ov[20, 10].tolist() == expect.tolist()
 
 

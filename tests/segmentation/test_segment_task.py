@@ -85,17 +85,28 @@ def test_a_classifier_or_mask_less_data_is_a_clear_error(scenes, tmp_path):
         fit(cfg(tmp_path, root), train_data=synthetic)
 
 
+def _beats_all_background(final, masks):
+    """Mean IU and pixel accuracy above an all-background prediction's on the same masks (pixel acc = the
+    background share; mean IU = that share over the classes present), computed here, not remembered."""
+    from cnnlab.segmentation.metrics import confusion_matrix, segmentation_scores
+
+    base = segmentation_scores(confusion_matrix(torch.zeros_like(masks), masks, 11))
+    assert final["mean_iu"] > base["mean_iu"] + 0.01, (final["mean_iu"], base["mean_iu"])
+    assert final["pixel_acc"] > base["pixel_acc"], (final["pixel_acc"], base["pixel_acc"])
+
+
 def test_segment_cli_train_eval_predict(scenes, tmp_path, capsys):
     from PIL import Image
 
     root, _, test = scenes
     run = tmp_path / "cli"
-    assert main(["segment", "train", "--data", SCENES, "--data-dir", str(root), "--epochs", "1",
-                 "--batch-size", "16", "--optimizer", "adam", "--lr", "0.003", "--threads", "1",
+    assert main(["segment", "train", "--data", SCENES, "--data-dir", str(root), "--epochs", "3",
+                 "--batch-size", "8", "--optimizer", "adam", "--lr", "0.003", "--threads", "1",
                  "--no-tensorboard", "--quiet", "--out-dir", str(run)]) == 0
     out = capsys.readouterr().out
     assert "mean IU" in out and "predictions.png" in out
     final = json.loads((run / "result.json").read_text())["final"]
+    _beats_all_background(final, test.masks)
     assert main(["segment", "eval", "--checkpoint", str(run), "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["mean_iu"] == pytest.approx(final["mean_iu"], abs=1e-6)  # same weights, same data, same metric
@@ -170,10 +181,11 @@ def test_segment_cli_on_a_voc_folder(scenes, tmp_path, capsys):
     capsys.readouterr()
     run = tmp_path / "voc-run"
     assert main(["segment", "train", "--data", f"voc:{voc}", "--model", "fcn8s_fastnet", "--img-size", "64",
-                 "--epochs", "2", "--batch-size", "16", "--optimizer", "adam", "--lr", "0.003", "--threads", "1",
+                 "--epochs", "3", "--batch-size", "8", "--optimizer", "adam", "--lr", "0.003", "--threads", "1",
                  "--no-tensorboard", "--no-plots", "--quiet", "--out-dir", str(run)]) == 0
     capsys.readouterr()
     final = json.loads((run / "result.json").read_text())["final"]
+    _beats_all_background(final, load_dataset(f"voc:{voc}", split="test").masks)
     ckpt = load_checkpoint(run)
     assert ckpt.meta["classes"][0] == "background" and ckpt.meta["num_classes"] == 11
     assert 0 < final["mean_iu"] <= 1 and final["n"] == 32 * 64 * 64  # every test pixel scored once

@@ -1,4 +1,4 @@
-"""CPU detection and the ``amp=auto`` rule (issue 11): bf16 autocast only where the CPU has native bf16."""
+"""CPU detection and the ``amp=auto`` rule: bf16 autocast only where the CPU has native bf16."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""The headline ``fashion-fast`` recipe (issue 5, section 3): it builds, uses the registered FastNet,
+"""The headline ``fashion-fast`` recipe (``make demo``): it builds, uses the registered FastNet,
 and one short epoch of it on a real Fashion-MNIST subset already learns."""
 
 from pathlib import Path
@@ -33,12 +33,12 @@ def test_recipe_model_is_the_registered_fastnet():
 
 
 def test_record_recipe_is_fixed_in_advance():
-    """fashion-record (issue 11): the conv+pool FastNet, 12 epochs, flips, flip + one-pixel-shift TTA; nothing is
+    """fashion-record: the conv+pool FastNet, 12 epochs, flips, flip + one-pixel-shift TTA; nothing is
     selected on the test set (no validation split, no early stopping) and bf16 follows the CPU."""
     cfg = get_recipe("fashion-record")
     assert cfg.model == "fastnet" and cfg.model_kwargs == {} and cfg.epochs == 12
     assert cfg.tta == "flip,shift" and cfg.amp == "auto" and get_recipe("fashion-fast").amp == "auto"
-    assert cfg.augment == "flip"  # no crop: better on the validation split (issue 11's note)
+    assert cfg.augment == "flip"  # no crop: better on the validation split (docs/fashion-fast-ablation.md)
     assert cfg.val_fraction == 0 and cfg.early_stop_patience == 0 and cfg.schedule == "onecycle"
 
 

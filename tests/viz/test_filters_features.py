@@ -71,7 +71,7 @@ def test_feature_maps_are_the_layer_outputs_with_inspected_geometry(fashion_run)
         assert f"receptive field {row.receptive_field} px" in fm.title
         assert fm.shown == min(8, fm.maps.shape[0])
     first = fms[0]  # recompute the first conv directly from the run's weights
-    from cnnlab._source import load_model
+    from cnnlab.train.source import load_model
 
     conv = load_model(run).model.get_submodule(first.layer)
     direct = conv(first.view.x)[0].detach().numpy()

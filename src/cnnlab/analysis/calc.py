@@ -21,7 +21,7 @@ from cnnlab.errors import ConfigError
 
 __all__ = [
     "ConvResult", "StackResult", "DepthwiseResult", "BottleneckResult",
-    "conv_output_size", "conv_layer", "conv_stack", "depthwise_cost", "bottleneck_cost",
+    "conv_output_size", "conv_layer", "conv_stack", "depthwise_cost", "bottleneck_cost", "BOTTLENECK_EXAMPLES",
 ]
 
 
@@ -197,6 +197,15 @@ class BottleneckResult:
             f"bottleneck  {self.bottleneck}: {self.bottleneck_macs:,} MACs, {self.bottleneck_params:,} weights",
             f"ratio       {self.ratio:.4f}   ({1 / self.ratio:.1f}x fewer MACs)",
         ])
+
+
+# The lectures' worked examples, the defaults of each style: GoogLeNet's 28x28x192 -> 5x5x32 branch with a
+# 16-channel reduction (Szegedy et al. 2015, Table 1, inception (3a)); ResNet's 256-d bottleneck (He et al.
+# 2016, Fig. 5).
+BOTTLENECK_EXAMPLES = {
+    "googlenet": dict(in_channels=192, mid_channels=16, out_channels=32, kernel=5, size=28),
+    "resnet": dict(in_channels=256, mid_channels=64, out_channels=256, kernel=3, size=56),
+}
 
 
 def bottleneck_cost(in_channels: int = 192, mid_channels: int = 16, out_channels: int = 32, kernel: int = 5,

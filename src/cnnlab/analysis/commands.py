@@ -25,9 +25,16 @@ def _print_summary(s, fmt: str) -> None:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from cnnlab.analysis import inspect
 
-    s = inspect(args.model, args.input, depth=args.depth)
+    model = args.model
+    if Path(model).exists():  # a run directory or checkpoint file: the trained net at its trained input size
+        from cnnlab.train.checkpoint import load_checkpoint
+
+        model = load_checkpoint(model).build_model()
+    s = inspect(model, args.input, depth=args.depth)
     _print_summary(s, args.format)
     return 0
 
@@ -75,7 +82,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add ``inspect``, ``calc`` and ``compare`` to the ``cnnlab`` sub-parsers."""
     p = sub.add_parser("inspect", help="per-layer shapes, params, MACs, receptive field, memory of a model")
-    p.add_argument("model", help="registered model name (see `cnnlab models`)")
+    p.add_argument("model", help="registered model name (see `cnnlab models`), or a run directory / checkpoint")
     p.add_argument("--input", default=None, metavar="CxHxW",
                    help="input size without batch, e.g. 3x224x224 (default: the model's own)")
     p.add_argument("--depth", type=int, default=3, help="deepest module level shown (default 3; -1: all)")
@@ -118,18 +125,12 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd_compare)
 
 
-# Worked examples used as defaults: GoogLeNet's 28x28x192 -> 5x5x32 branch with a 16-channel
-# reduction (Szegedy et al. 2015, Table 1, inception (3a)); ResNet's 256-d bottleneck (He et al.
-# 2016, Fig. 5).
-_BOTTLENECK_DEFAULTS = {
-    "googlenet": dict(in_channels=192, mid=16, out_channels=32, kernel=5, size=28),
-    "resnet": dict(in_channels=256, mid=64, out_channels=256, kernel=3, size=56),
-}
-
-
 def _cmd_calc_checked(args: argparse.Namespace) -> int:
-    if args.what == "bottleneck":
-        for k, v in _BOTTLENECK_DEFAULTS[args.style].items():
+    if args.what == "bottleneck":  # unset numbers: the style's worked example (calc.BOTTLENECK_EXAMPLES)
+        from cnnlab.analysis.calc import BOTTLENECK_EXAMPLES
+
+        for k, v in BOTTLENECK_EXAMPLES[args.style].items():
+            k = "mid" if k == "mid_channels" else k
             if getattr(args, k) is None:
                 setattr(args, k, v)
     return _cmd_calc(args)

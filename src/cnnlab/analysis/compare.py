@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab._io import save_figure
-from cnnlab.analysis.summary import _bytes, _geo_str, inspect
+from cnnlab.analysis.summary import format_bytes, format_geo, inspect
 from cnnlab.errors import ConfigError
 
 __all__ = ["CompareRow", "compare", "published_accuracy", "ball_chart", "format_compare"]
@@ -90,7 +90,7 @@ def format_compare(rows: Sequence[CompareRow], fmt: str = "table") -> str:
 
     head = ["Model", "Input", "Params", "MACs", "Peak act.", "RF", "Top-1 %", "Top-5 %", "Source"]
     cells = [[r.name, "x".join(map(str, r.input_size)), f"{r.params:,}", format_macs(r.macs),
-              _bytes(r.peak_activation_bytes), _geo_str(r.receptive_field),
+              format_bytes(r.peak_activation_bytes), format_geo(r.receptive_field),
               "-" if r.top1 is None else f"{r.top1:.2f}", "-" if r.top5 is None else f"{r.top5:.2f}",
               r.source or "no published figure"] for r in rows]
     if fmt == "json":
@@ -130,10 +130,12 @@ def format_compare(rows: Sequence[CompareRow], fmt: str = "table") -> str:
     return buf.getvalue().rstrip("\n")
 
 
-def ball_chart(rows: Sequence[CompareRow], path: str | Path, title: str | None = None) -> Path:
+def ball_chart(rows: Sequence[CompareRow], path: str | Path, title: str | None = None,
+               highlight: str | None = None) -> Path:
     """Save the ball chart (x = GMACs, y = top-1 %, area = params, labelled) as an image.
 
     Models without a published top-1 cannot be placed; they are named in a note under the chart.
+    ``highlight``: a model drawn in red with a bold label, to find it among the others.
     """
     import matplotlib
 
@@ -149,12 +151,19 @@ def ball_chart(rows: Sequence[CompareRow], path: str | Path, title: str | None =
             biggest = max(r.params for r in placed)
             sizes = [3000 * r.params / biggest + 20 for r in placed]  # area proportional to params
             colors = plt.cm.tab20.colors
+            lit = [r.name == highlight for r in placed]
+            palette = ["#c9d6e3"] * len(placed) if any(lit) else [colors[i % len(colors)] for i in range(len(placed))]
             ax.scatter([r.gmacs for r in placed], [r.top1 for r in placed], s=sizes,
-                       c=[colors[i % len(colors)] for i in range(len(placed))], alpha=0.55,
-                       edgecolors="black", linewidths=0.6)
-            for r in placed:
-                ax.annotate(f"{r.name}\n{r.params / 1e6:.1f}M", (r.gmacs, r.top1), ha="center", va="center",
-                            fontsize=8)
+                       c=["#d62728" if h else c for h, c in zip(lit, palette)], alpha=0.55,
+                       edgecolors="black", linewidths=[2.0 if h else 0.6 for h in lit])
+            for r, h in zip(placed, lit):
+                label = f"{r.name}\n{r.params / 1e6:.1f}M"
+                if h:  # beside its ball, on a white box, so neighbours cannot hide it
+                    ax.annotate(label, (r.gmacs, r.top1), xytext=(28, 22), textcoords="offset points",
+                                fontsize=10, fontweight="bold", zorder=5, arrowprops=dict(arrowstyle="-", lw=1.2),
+                                bbox=dict(boxstyle="round", fc="white", ec="#d62728", alpha=0.9))
+                else:
+                    ax.annotate(label, (r.gmacs, r.top1), ha="center", va="center", fontsize=8)
             ax.margins(0.15)
         ax.set_xlabel("Operations [G multiply-adds] (batch 1)")
         ax.set_ylabel("ImageNet top-1 accuracy [%] (published)")

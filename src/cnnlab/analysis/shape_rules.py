@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
-from cnnlab.analysis.geometry import adaptive_pool_geo, conv_geo, conv_transpose_geo, pad_geo, resample_geo
+from cnnlab.analysis.geometry import Geo, adaptive_pool_geo, conv_geo, conv_transpose_geo, pad_geo, resample_geo
 
-if TYPE_CHECKING:
-    from cnnlab.analysis.tracer import _Tracer
 
-__all__ = ["RULES", "PASSTHROUGH", "ELEMENTWISE"]
+class Recorder(Protocol):
+    """What a rule needs from the tracer that calls it (:class:`cnnlab.analysis.tracer` implements it)."""
+
+    def record(self, kind: str, inputs: Sequence[torch.Tensor], out: torch.Tensor | None, geo: Geo | None,
+               macs: int = 0, other: int = 0) -> None: ...
+
+    geo: dict[int, Geo]  # receptive-field geometry of each traced tensor, by id()
+
+    def merged_geo(self, tensors: Sequence[torch.Tensor], out_shape: Sequence[int]) -> Geo | None: ...
+
+
+__all__ = ["RULES", "PASSTHROUGH", "ELEMENTWISE", "Recorder"]
 
 
 def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
@@ -82,7 +91,7 @@ def _empty(shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
 
 # --- shape rules -------------------------------------------------------------------------------
 
-def _conv_like(tr: _Tracer, x: torch.Tensor, kind: str, k: tuple, s: tuple, p: tuple, d: tuple,
+def _conv_like(tr: Recorder, x: torch.Tensor, kind: str, k: tuple, s: tuple, p: tuple, d: tuple,
                out_spatial: tuple, channels: int, macs: int, other: int, extra: Any = None):
     n = len(k)
     out = _empty((*x.shape[:-n], *out_spatial) if channels < 0 else (*x.shape[:-n - 1], channels, *out_spatial), x)
@@ -96,7 +105,7 @@ def _conv_like(tr: _Tracer, x: torch.Tensor, kind: str, k: tuple, s: tuple, p: t
     return out
 
 
-def _conv(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _conv(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     w = _arg(args, kwargs, 1, "weight")
     n = w.dim() - 2
     s = _ntuple(_arg(args, kwargs, 3, "stride", 1), n)
@@ -127,7 +136,7 @@ def _conv(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
     return _conv_like(tr, x, f"conv{n}d", k, s, p, d, out_sp, cout, macs, 0)
 
 
-def _conv_transpose(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _conv_transpose(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     w = _arg(args, kwargs, 1, "weight")
     n = w.dim() - 2
     s = _ntuple(_arg(args, kwargs, 3, "stride", 1), n)
@@ -152,7 +161,7 @@ def _conv_transpose(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
     return out
 
 
-def _linear(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _linear(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     w = _arg(args, kwargs, 1, "weight")
     if x.shape[-1] != w.shape[1]:
         raise RuntimeError(f"linear expects {w.shape[1]} input features, got {x.shape[-1]} "
@@ -162,14 +171,14 @@ def _linear(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
     return out
 
 
-def _addmm(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _addmm(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     a, b = _arg(args, kwargs, 1, "mat1"), _arg(args, kwargs, 2, "mat2")
     out = _empty((a.shape[0], b.shape[1]), a)
     tr.record("addmm", (x, a), out, tr.merged_geo((a,), out.shape), macs=out.numel() * a.shape[1])
     return out
 
 
-def _matmul(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _matmul(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     other = _arg(args, kwargs, 1, "other")
     a, b = to_meta(x), to_meta(other)
     out = torch.matmul(a, b)
@@ -179,7 +188,7 @@ def _matmul(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
 
 
 def _same_shape(kind: str, inplace_pos: int | None, ops_per_elem: int = 1):
-    def rule(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+    def rule(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
         inplace = False
         if inplace_pos is not None:
             inplace = bool(_arg(args, kwargs, inplace_pos, "inplace", False))
@@ -190,13 +199,13 @@ def _same_shape(kind: str, inplace_pos: int | None, ops_per_elem: int = 1):
 
 
 def _inplace_same_shape(kind: str):
-    def rule(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+    def rule(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
         tr.record(kind, (x,), x, tr.geo.get(id(x)), other=x.numel())
         return x
     return rule
 
 
-def _dropout(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _dropout(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     training = _arg(args, kwargs, 2, "training", True)
     inplace = _arg(args, kwargs, 3, "inplace", False)
     out = x if (inplace or not training) else _empty(x.shape, x)
@@ -205,7 +214,7 @@ def _dropout(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
 
 
 def _pool(n: int, kind: str, max_pool: bool):
-    def rule(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+    def rule(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
         k = _ntuple(_arg(args, kwargs, 1, "kernel_size"), n)
         stride = _arg(args, kwargs, 2, "stride", None)
         s = k if stride is None or (isinstance(stride, list | tuple) and len(stride) == 0) else _ntuple(stride, n)
@@ -230,7 +239,7 @@ def _pool(n: int, kind: str, max_pool: bool):
 
 
 def _adaptive_pool(n: int, kind: str):
-    def rule(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+    def rule(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
         osz = _ntuple(_arg(args, kwargs, 1, "output_size"), n)
         ret_idx = bool(_arg(args, kwargs, 2, "return_indices", False)) if "max" in kind else False
         in_sp = tuple(x.shape[-n:])
@@ -252,7 +261,7 @@ def _check_positive(out_sp: tuple, x: torch.Tensor, kind: str) -> None:
         raise RuntimeError(f"{kind}: input of shape {tuple(x.shape)} is too small (output size {out_sp})")
 
 
-def _pad(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _pad(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     pads = list(_arg(args, kwargs, 1, "pad"))
     out = F.pad(x, pads, *args[2:], **{k: v for k, v in kwargs.items() if k not in ("input", "pad")})
     g = tr.geo.get(id(x))
@@ -270,7 +279,7 @@ def _pad(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
 _TAPS = {"nearest": 1, "nearest-exact": 1, "linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
 
 
-def _interpolate(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+def _interpolate(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
     """``F.interpolate`` (and ``nn.Upsample``): output size as PyTorch computes it; geometry by
     :func:`~cnnlab.analysis.geometry.resample_geo`; "area" is adaptive average pooling."""
     size = _arg(args, kwargs, 1, "size")
@@ -315,7 +324,7 @@ def _broadcast(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
 
 
 def _binary(kind: str, inplace: bool):
-    def rule(tr: _Tracer, x: torch.Tensor, args: tuple, kwargs: dict):
+    def rule(tr: Recorder, x: torch.Tensor, args: tuple, kwargs: dict):
         y = _arg(args, kwargs, 1, "other")
         tensors = (x, y) if isinstance(y, torch.Tensor) else (x,)
         shape = _broadcast(x.shape, y.shape) if isinstance(y, torch.Tensor) else tuple(x.shape)
@@ -334,7 +343,7 @@ def _binary(kind: str, inplace: bool):
     return rule
 
 
-def cat_rule(tr: _Tracer, x: Any, args: tuple, kwargs: dict):
+def cat_rule(tr: Recorder, x: Any, args: tuple, kwargs: dict):
     tensors = list(_arg(args, kwargs, 0, "tensors"))
     dim = _arg(args, kwargs, 1, "dim", 0)
     ts = [t for t in tensors if isinstance(t, torch.Tensor) and not (t.dim() == 1 and t.shape[0] == 0)]

@@ -132,8 +132,8 @@ class Summary:
     def _cells(self, r: LayerRow, indent: bool) -> list[str]:
         name = ("  " * (r.depth - 1) + r.name) if indent else r.name
         return [name, r.type, _shape(r.input_shape), _shape(r.output_shape), f"{r.params:,}",
-                f"{r.macs:,}", f"{r.other_ops:,}", _geo_str(r.receptive_field), _geo_str(r.jump),
-                _bytes(r.activation_bytes)]
+                f"{r.macs:,}", f"{r.other_ops:,}", format_geo(r.receptive_field), format_geo(r.jump),
+                format_bytes(r.activation_bytes)]
 
     _HEAD = ("Layer", "Type", "Input", "Output", "Params", "MACs", "Other ops", "RF", "Jump", "Act. mem")
 
@@ -141,11 +141,11 @@ class Summary:
         return [
             f"Input: {_shape((1, *self.input_size))}   Output: {_shape(self.output_shape)}",
             f"Total params: {self.total_params:,}  (trainable {self.trainable_params:,}, "
-            f"frozen {self.frozen_params:,}; {_bytes(self.param_bytes)})",
+            f"frozen {self.frozen_params:,}; {format_bytes(self.param_bytes)})",
             f"MACs: {self.total_macs:,} ({format_macs(self.total_macs)}; FLOPs = 2 x MACs = "
             f"{format_macs(self.total_flops, 'FLOPs')})   other ops: {self.total_other_ops:,}",
-            f"Peak activation memory (batch 1, inference): {_bytes(self.peak_activation_bytes)}   "
-            f"Receptive field: {_geo_str(self.receptive_field)}",
+            f"Peak activation memory (batch 1, inference): {format_bytes(self.peak_activation_bytes)}   "
+            f"Receptive field: {format_geo(self.receptive_field)}",
             "MACs count conv, transposed conv, linear and matmul multiply-adds; BN, pooling, "
             "activations and elementwise ops are 'other ops'.",
             *self.notes,
@@ -189,7 +189,7 @@ class Summary:
         for r in self.visible_rows(depth):
             w.writerow((r.depth, r.name, r.type, _shape(r.input_shape), _shape(r.output_shape), r.params,
                         r.trainable_params, r.frozen_params, r.macs, r.other_ops,
-                        _geo_str(r.receptive_field), _geo_str(r.jump), r.activation_bytes))
+                        format_geo(r.receptive_field), format_geo(r.jump), r.activation_bytes))
         return buf.getvalue()
 
     def to_json(self, depth: int | None = None, indent: int | None = 2) -> str:
@@ -210,7 +210,7 @@ def _shape(s: Sequence[int] | None) -> str:
     return "-" if s is None else "x".join(str(d) for d in s)
 
 
-def _bytes(n: int) -> str:
+def format_bytes(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -235,7 +235,7 @@ def format_macs(n: int | float, unit: str = "MACs") -> str:
     return f"{v:.{decimals}f} {prefix}{unit}"
 
 
-def _geo_str(v: Any) -> str:
+def format_geo(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, tuple):
@@ -418,24 +418,28 @@ def inspect(
         return _inspect(model, input_size, depth, dtype)
 
 
+def _resolve(model: str | nn.Module | Callable[[], nn.Module],
+             input_size: str | Sequence[int] | None) -> tuple[str, nn.Module, tuple[int, ...]]:
+    """(name, module, input size) of what :func:`inspect` was given."""
+    if isinstance(model, str):
+        return (model, *build_meta(model, input_size))
+    if not isinstance(model, nn.Module):
+        if not callable(model):
+            raise ConfigError(f"inspect() needs a model name, an nn.Module or a builder, got {model!r}")
+        name = getattr(model, "__name__", type(model).__name__)
+        model = _build_on_meta(model)
+    else:
+        name = type(model).__name__
+    if input_size is None:
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        img = cfg.get("img_size", cfg.get("default_size", 224))
+        input_size = (cfg.get("in_chans", 3), img, img)
+    return name, model, parse_size(input_size)
+
+
 def _inspect(model: str | nn.Module | Callable[[], nn.Module], input_size: str | Sequence[int] | None,
              depth: int | None, dtype: torch.dtype) -> Summary:
-    if isinstance(model, str):
-        name = model
-        model, size = build_meta(model, input_size)
-    else:
-        if not isinstance(model, nn.Module):
-            if not callable(model):
-                raise ConfigError(f"inspect() needs a model name, an nn.Module or a builder, got {model!r}")
-            name = getattr(model, "__name__", type(model).__name__)
-            model = _build_on_meta(model)
-        else:
-            name = type(model).__name__
-        if input_size is None:
-            cfg = getattr(model, "pretrained_cfg", None) or {}
-            img = cfg.get("img_size", cfg.get("default_size", 224))
-            input_size = (cfg.get("in_chans", 3), img, img)
-        size = parse_size(input_size)
+    name, model, size = _resolve(model, input_size)
     # A model whose forward the tracer cannot follow (a detector's data-dependent proposal selection and NMS)
     # offers a traceable view of its layers (``inspect_view()``) and lines explaining it (``inspect_notes(rows)``).
     full, view = model, getattr(model, "inspect_view", None)

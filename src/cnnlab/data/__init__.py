@@ -12,33 +12,20 @@ for epoch in range(10):
 ```
 """
 
+from cnnlab.data.arrays import ArrayDataset, DenseDataset, channel_stats, default_data_dir
 from cnnlab.data.augment import BatchAugment
+from cnnlab.data.catalog import build_loader, list_datasets, load_dataset
+from cnnlab.data.cifar import CIFAR_DATASETS
 from cnnlab.data.coco import load_coco, write_coco
-from cnnlab.data.datasets import (
-    CIFAR_DATASETS,
-    DIGIT_DATASETS,
-    IDX_DATASETS,
-    ArrayDataset,
-    channel_stats,
-    default_data_dir,
-    list_datasets,
-    load_dataset,
-    make_synthetic,
-    read_idx,
-)
-from cnnlab.data.dense import DenseAugment, DenseDataset, DenseLoader, build_dense_loader, random_split
+from cnnlab.data.dense import DenseAugment, DenseLoader, build_dense_loader, random_split
 from cnnlab.data.download import download_file, extract_archive, verify_checksum
 from cnnlab.data.folder import FolderDataset
-from cnnlab.data.loader import (
-    FolderLoader,
-    InMemoryLoader,
-    build_loader,
-    epoch_permutation,
-    mix_seed,
-    shard_indices,
-)
+from cnnlab.data.idx import DIGIT_DATASETS, IDX_DATASETS, read_idx
+from cnnlab.data.loader import FolderLoader, InMemoryLoader, epoch_permutation, shard_indices
 from cnnlab.data.scenes import make_scenes
+from cnnlab.data.seeding import mix_seed
 from cnnlab.data.splits import bootstrap_indices, kfold_indices, stratified_split, stratified_split_indices
+from cnnlab.data.synthetic import make_synthetic
 from cnnlab.data.voc import load_voc, write_voc
 
 __all__ = [

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.idx import DIGIT_DATASETS
 from cnnlab.errors import ConfigError
 
 OPS = ("crop", "flip", "translate", "rotate", "cutout", "noise")
@@ -92,8 +93,6 @@ class BatchAugment:
         return aug
 
     def _check_flip(self, dataset) -> None:
-        from cnnlab.data.datasets import DIGIT_DATASETS
-
         name = dataset if isinstance(dataset, str) else getattr(dataset, "name", "")
         base = (name or "").lower()
         for d in DIGIT_DATASETS:

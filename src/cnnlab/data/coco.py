@@ -11,6 +11,7 @@
   zero-area boxes are dropped and counted (``meta["dropped_boxes"]``).
 * ``masks=True`` (default: when every annotation has a segmentation) also rasterises the polygons and
   RLEs into a class mask, larger objects first so smaller ones stay visible; crowd regions are 255 (ignore).
+  Polygons are decoded by COCO's own code (faster_coco_eval, the ``detect`` extra), pixel for pixel.
 * Images: ``images=DIR``, else the first of ``DIR/images``, COCO's ``../val2017`` for
   ``annotations/instances_val2017.json``, and the JSON's own folder that holds the first image.
   Every image is resized to one ``size`` (default the most common) -- image bilinear, mask nearest,
@@ -30,10 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.dense import IGNORE, DenseDataset, check_boxes
-from cnnlab.data.voc import (
+from cnnlab.data.arrays import IGNORE, DenseDataset, check_boxes
+from cnnlab.data.images import (
     pick_channels,
     pick_size,
+    png_bytes,
     read_images,
     sample_stats,
     scale_boxes,
@@ -128,16 +130,18 @@ def rle_counts(seg: dict) -> list[int]:
 
 
 def rasterize(seg, h: int, w: int) -> np.ndarray:
-    """A COCO segmentation (polygons ``[[x0, y0, x1, y1, …], …]`` or RLE) as a bool ``[h, w]`` mask."""
-    from PIL import Image, ImageDraw
+    """A COCO segmentation (polygons ``[[x0, y0, x1, y1, …], …]`` or RLE) as a bool ``[h, w]`` mask.
 
+    Polygons go through COCO's own decoder (``frPyObjects`` + ``merge`` + ``decode`` of faster_coco_eval, the
+    pycocotools C code), so a mask is COCO's pixel for pixel: a vertex is a point in continuous coordinates and
+    ``[0, 0, 3, 0, 3, 3, 0, 3]`` covers 3 x 3 pixels. RLEs decode here (column-major runs; tested equal).
+    """
     if isinstance(seg, list):
-        im = Image.new("L", (w, h), 0)
-        draw = ImageDraw.Draw(im)
-        for poly in seg:
-            if len(poly) >= 6:
-                draw.polygon([(float(poly[i]), float(poly[i + 1])) for i in range(0, len(poly) - 1, 2)], fill=1)
-        return np.asarray(im, dtype=bool)
+        polys = [[float(v) for v in p] for p in seg if len(p) >= 6]
+        if not polys:
+            return np.zeros((h, w), bool)
+        mask_api = _coco_mask_api()
+        return mask_api.decode(mask_api.merge(mask_api.frPyObjects(polys, h, w))).astype(bool)
     if isinstance(seg, dict) and "counts" in seg:
         rh, rw = (int(v) for v in seg.get("size", (h, w)))
         runs = rle_counts(seg)
@@ -149,6 +153,16 @@ def rasterize(seg, h: int, w: int) -> np.ndarray:
             raise ValueError(f"RLE of size {rh}x{rw} for a {h}x{w} image")
         return m
     raise ValueError("segmentation is neither polygons nor an RLE")
+
+
+def _coco_mask_api():
+    """faster_coco_eval's mask module (the ``detect`` extra), or one DataError saying how to get it."""
+    try:
+        from faster_coco_eval.core import mask
+    except ImportError:
+        raise DataError("COCO polygon masks need faster-coco-eval (COCO's own decoder): pip install "
+                        "'cnnlab[detect]' (or, in Python, load_dataset(..., masks=False) for boxes only)") from None
+    return mask
 
 
 def load_coco(path, split: str = "train", images=None, size: int | tuple[int, int] | None = None,
@@ -263,7 +277,9 @@ def _image_mask(ann: Path, fname: str, anns: list[dict], hw: tuple[int, int], ca
         if a.get("segmentation"):
             try:
                 region = rasterize(a["segmentation"], *hw)
-            except (ValueError, KeyError, TypeError) as e:
+            except DataError:
+                raise
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
                 raise DataError(f"{ann}: annotation {a.get('id')} on {fname}: bad segmentation ({e})") from None
             canvas[region] = IGNORE if a.get("iscrowd", 0) else cat_index[a["category_id"]]
     return canvas
@@ -291,7 +307,6 @@ def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:
     from PIL import Image
 
     from cnnlab._io import atomic_write
-    from cnnlab.data.voc import _png_bytes
 
     if ds.boxes is None:
         raise DataError(f"{ds.name}: no boxes to write as COCO annotations")
@@ -302,7 +317,7 @@ def write_coco(ds: DenseDataset, path, images_dir=None) -> Path:
     for i in range(len(ds)):
         fname = f"{i:06d}.png"
         img = ds.images[i].permute(1, 2, 0).numpy()
-        atomic_write(folder / fname, _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
+        atomic_write(folder / fname, png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
         images.append({"id": i, "file_name": fname, "width": w, "height": h})
         for b, c in zip(ds.boxes[i].tolist(), ds.labels[i].tolist()):
             bw, bh = b[2] - b[0], b[3] - b[1]

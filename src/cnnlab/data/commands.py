@@ -7,8 +7,9 @@ from pathlib import Path
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from cnnlab.data.datasets import CIFAR_DATASETS, IDX_DATASETS, load_dataset, locate_idx
+    from cnnlab.data import CIFAR_DATASETS, IDX_DATASETS, load_dataset
     from cnnlab.data.download import verify_checksum
+    from cnnlab.data.idx import locate_idx
     from cnnlab.errors import DataError
 
     name = args.name.lower()
@@ -44,7 +45,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 def _dense_summary(ds) -> str:
     """``, masks, 25012 boxes; generated in 9.1 s -> PATH`` for a dense dataset, else ``""``."""
-    from cnnlab.data.dense import DenseDataset
+    from cnnlab.data import DenseDataset
 
     if not isinstance(ds, DenseDataset):
         return ""
@@ -74,7 +75,7 @@ def _dense_classes(ds) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from cnnlab.data.datasets import load_dataset
+    from cnnlab.data import load_dataset
     from cnnlab.errors import DataError
 
     splits = []
@@ -96,7 +97,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     skipped = getattr(train, "skipped", None) or getattr(train, "meta", {}).get("skipped", [])
     if skipped:
         print(f"skipped   {len(skipped)} unreadable image(s), e.g. {skipped[0]}")
-    from cnnlab.data.dense import DenseDataset
+    from cnnlab.data import DenseDataset
 
     if isinstance(train, DenseDataset):
         kinds = (["masks (0 background, 255 ignore)"] if train.has_masks else []) + (
@@ -113,9 +114,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from cnnlab.data import DenseDataset, load_dataset
     from cnnlab.data.coco import write_coco
-    from cnnlab.data.datasets import load_dataset
-    from cnnlab.data.dense import DenseDataset
     from cnnlab.data.voc import write_voc
     from cnnlab.errors import DataError
 

@@ -16,32 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cnnlab.data.arrays import ArrayDataset, channel_stats
+from cnnlab.data.images import GRAY_MODES, IMG_EXTENSIONS, decode_image, open_image
 from cnnlab.errors import DataError
-
-IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-
-
-def _open_image(path: Path):
-    from PIL import Image
-
-    return Image.open(path)
-
-
-def decode_image(path: str | os.PathLike, size: tuple[int, int], channels: int) -> torch.Tensor:
-    """Decode ``path`` to uint8 ``[C, H, W]`` (``size`` = (H, W), bilinear resize when it differs)."""
-    from PIL import Image
-
-    try:
-        with _open_image(Path(path)) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            if im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for corrupt files
-        raise DataError(f"{path}: unreadable image ({e})") from None
-    t = torch.from_numpy(arr.copy())
-    return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
 class FolderDataset(Dataset):
@@ -97,7 +74,7 @@ class FolderDataset(Dataset):
             for p in files:
                 if verify or first is None:
                     try:
-                        with _open_image(p) as im:
+                        with open_image(p) as im:
                             info = (im.size, im.mode)
                             if verify:
                                 im.verify()
@@ -121,7 +98,7 @@ class FolderDataset(Dataset):
         else:
             size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if channels is None:
-            channels = 1 if first[1] in _GRAY_MODES else 3
+            channels = 1 if first[1] in GRAY_MODES else 3
         if channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels}")
         return cls(folder, samples, classes, size, channels, name=f"imagefolder:{folder}", skipped=skipped)
@@ -146,8 +123,6 @@ class FolderDataset(Dataset):
         return (self.channels, *self.image_size)  # type: ignore[return-value]
 
     def _stats(self) -> None:
-        from cnnlab.data.datasets import channel_stats
-
         g = torch.Generator().manual_seed(0)
         pick = torch.randperm(len(self), generator=g)[:256].tolist()
         mean, std = channel_stats(torch.stack([self[i][0] for i in pick]))
@@ -183,8 +158,6 @@ class FolderDataset(Dataset):
 
     def to_array(self):
         """Decode every image once into an :class:`ArrayDataset` (for small folders: the fast path)."""
-        from cnnlab.data.datasets import ArrayDataset
-
         images = torch.empty((len(self), *self.image_shape), dtype=torch.uint8)
         for i in range(len(self)):
             images[i] = self[i][0]

@@ -1,6 +1,6 @@
 """Deterministic, shardable, resumable batch loaders.
 
-:class:`InMemoryLoader` batches an :class:`~cnnlab.data.datasets.ArrayDataset` by indexing its uint8
+:class:`InMemoryLoader` batches an :class:`~cnnlab.data.arrays.ArrayDataset` by indexing its uint8
 tensor with a slice of a per-epoch permutation, then converts to float and normalises in one
 ``addcmul`` and augments the whole batch with tensor ops. :class:`FolderLoader` gives the same
 interface over a torch ``DataLoader`` whose workers decode image files on the fly.
@@ -27,25 +27,8 @@ from collections.abc import Iterator
 import torch
 
 from cnnlab.data.augment import BatchAugment
+from cnnlab.data.seeding import mix_seed
 from cnnlab.errors import ConfigError
-
-_M64 = (1 << 64) - 1
-
-
-def _splitmix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return z ^ (z >> 31)
-
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed from several integers (splitmix64 chained); different tuples give unrelated seeds."""
-    h = 0
-    for v in values:
-        h = _splitmix64(h ^ (int(v) & _M64))
-    return h >> 1
-
 
 _PERM, _AUG = 0x5045524D, 0x415547  # domain tags: permutation vs augmentation streams
 
@@ -74,7 +57,7 @@ def shard_indices(perm: torch.Tensor, rank: int, world_size: int, drop_last: boo
     return perm[rank:total:world_size]
 
 
-class _ShardedBatches:
+class ShardedBatches:
     """Index bookkeeping shared by both loaders: epoch, permutation, shard, batch slicing, augment seeds."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int, rank: int,
@@ -125,7 +108,7 @@ class _ShardedBatches:
         return min(start_step, len(self))
 
 
-class _Finisher:
+class BatchFinisher:
     """uint8 batch -> float normalised, augmented, on ``device``: the part both loaders share."""
 
     def __init__(self, mean, std, augment: BatchAugment | None, device, channels_last: bool, normalize: bool):
@@ -171,7 +154,7 @@ def _as_augment(augment, dataset) -> BatchAugment | None:
     raise ConfigError(f"augment must be a spec string or a BatchAugment, got {type(augment).__name__}")
 
 
-class InMemoryLoader(_ShardedBatches):
+class InMemoryLoader(ShardedBatches):
     """Batches of ``(x float32 [B,C,H,W] normalised, y int64 [B])`` from an in-memory dataset.
 
     ``augment``: a :class:`BatchAugment` or a spec string such as ``"crop,flip"``. ``mean``/``std``
@@ -190,7 +173,7 @@ class InMemoryLoader(_ShardedBatches):
         self.dataset = dataset
         self.augment = _as_augment(augment, dataset)
         self.return_indices = return_indices
-        self._finish = _Finisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
+        self._finish = BatchFinisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
                                  self.augment, device, channels_last, normalize)
         self.device = self._finish.device
         images, labels = dataset.images, dataset.labels
@@ -222,7 +205,7 @@ class InMemoryLoader(_ShardedBatches):
             yield (x, y, idx[lo:hi]) if self.return_indices else (x, y)
 
 
-class FolderLoader(_ShardedBatches):
+class FolderLoader(ShardedBatches):
     """The :class:`InMemoryLoader` interface over files decoded on the fly by ``DataLoader`` workers.
 
     Workers return uint8 tensors; normalisation and the batched augmentation run in the main
@@ -238,7 +221,7 @@ class FolderLoader(_ShardedBatches):
         self.augment = _as_augment(augment, dataset)
         self.return_indices = return_indices
         self.num_workers = num_workers
-        self._finish = _Finisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
+        self._finish = BatchFinisher(dataset.mean if mean is None else mean, dataset.std if std is None else std,
                                  self.augment, device, channels_last, normalize)
         self.device = self._finish.device
 
@@ -261,25 +244,3 @@ class FolderLoader(_ShardedBatches):
             x = self._finish(x, g)
             y = self._finish.to_device(y.long())
             yield (x, y, torch.tensor(batches[step - start])) if self.return_indices else (x, y)
-
-
-def build_loader(data, *, split: str = "train", data_dir=None, download: bool = False, in_memory: bool = False,
-                 num_workers: int = 2, **loader_kwargs):
-    """A loader for a dataset object or a name/spec (``"fashion-mnist"``, ``"imagefolder:DIR"``).
-
-    Array datasets get an :class:`InMemoryLoader`; image folders a :class:`FolderLoader` with
-    ``num_workers`` decoding processes, or, with ``in_memory=True``, an :class:`InMemoryLoader` over
-    the folder decoded once (fast for small folders). ``loader_kwargs`` go to the loader.
-    """
-    from cnnlab.data.datasets import ArrayDataset, load_dataset
-    from cnnlab.data.folder import FolderDataset
-
-    if isinstance(data, str):
-        data = load_dataset(data, split=split, data_dir=data_dir, download=download)
-    if isinstance(data, FolderDataset):
-        if in_memory:
-            return InMemoryLoader(data.to_array(), **loader_kwargs)
-        return FolderLoader(data, num_workers=num_workers, **loader_kwargs)
-    if isinstance(data, ArrayDataset) or hasattr(data, "images"):
-        return InMemoryLoader(data, **loader_kwargs)
-    raise ConfigError(f"cannot build a loader for {type(data).__name__}; pass a dataset or a name")

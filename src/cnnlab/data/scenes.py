@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab.data.dense import DenseDataset
+from cnnlab.data.arrays import DenseDataset, channel_stats, default_data_dir, split_name
+from cnnlab.data.idx import IDX_DATASETS, load_idx
+from cnnlab.data.seeding import mix_seed
 from cnnlab.errors import ConfigError, DataError
 
 GENERATOR_VERSION = 1
@@ -57,7 +59,6 @@ STATS_SCENES = 256
 
 
 def scene_classes() -> list[str]:
-    from cnnlab.data.datasets import IDX_DATASETS
 
     return ["background", *IDX_DATASETS["fashion-mnist"].classes]
 
@@ -102,21 +103,20 @@ def _split_code(split: str) -> int:
     return {"train": 0, "test": 1}[split]
 
 
-def _load_items(split: str, data_dir, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def load_items(split: str, data_dir, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST ``split`` as (uint8 ``[M, 28, 28]``, labels), read once per process (the files are fixed)."""
     return _read_items(split, None if data_dir is None else str(Path(data_dir).expanduser()), download)
 
 
 @functools.lru_cache(maxsize=2)
 def _read_items(split: str, data_dir: str | None, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from cnnlab.data.datasets import load_dataset
-
+    spec, split = IDX_DATASETS["fashion-mnist"], split_name(split)
     try:
-        ds = load_dataset("fashion-mnist", split=split, data_dir=data_dir, download=download)
+        ds = load_idx(spec, split, data_dir, download)
     except DataError:
         if data_dir is None:
             raise
-        ds = load_dataset("fashion-mnist", split=split, download=download)  # data_dir held only the cache
+        ds = load_idx(spec, split, None, download)  # data_dir held only the cache
     return ds.images[:, 0], ds.labels
 
 
@@ -135,7 +135,6 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
 def _generate_chunk(items: torch.Tensor, item_labels: torch.Tensor, cfg: SceneConfig, split: str, chunk: int,
                     m: int) -> dict[str, np.ndarray]:
     """``m`` scenes of chunk ``chunk``: every random draw comes from this chunk's own generator."""
-    from cnnlab.data.loader import mix_seed
 
     rng = np.random.default_rng(mix_seed(_TAG, cfg.seed, _split_code(split), chunk))
     items_np = items.numpy()
@@ -280,14 +279,12 @@ def generate_scenes(split: str, n: int, cfg: SceneConfig, items: tuple[torch.Ten
 
 def _stats(cfg: SceneConfig, train_items: tuple[torch.Tensor, torch.Tensor]):
     """Mean/std of :data:`STATS_SCENES` training scenes drawn for the purpose (the same for both splits)."""
-    from cnnlab.data.datasets import channel_stats
 
     images = _generate_chunk(*train_items, cfg, "train", _STATS_CHUNK, STATS_SCENES)["images"]
     return channel_stats(torch.from_numpy(images))
 
 
 def cache_path(split: str, n: int, cfg: SceneConfig, data_dir=None) -> Path:
-    from cnnlab.data.datasets import default_data_dir
 
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     return root / "fashion-scenes" / f"{split}-{n}-{cfg.key(split, n)}.safetensors"
@@ -313,16 +310,15 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
 
     Read from the cache file when it exists (``meta["cache"]``: its path, ``meta["seconds"]``: load or
     generation time, ``meta["generated"]``), else generated and, with ``cache=True``, written atomically.
-    ``data_dir``: where the cache lives (default :func:`~cnnlab.data.datasets.default_data_dir`) and
+    ``data_dir``: where the cache lives (default :func:`~cnnlab.data.arrays.default_data_dir`) and
     where Fashion-MNIST is looked for first.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save
 
     from cnnlab._io import atomic_write
-    from cnnlab.data.datasets import _split_name
 
-    split = _split_name(split)
+    split = split_name(split)
     n = SIZES[split] if n is None else int(n)
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
@@ -346,9 +342,9 @@ def make_scenes(split: str = "train", n: int | None = None, *, size: int = 128, 
                                                     "seconds": time.perf_counter() - t0})
         except (SafetensorError, OSError, ValueError, KeyError) as e:
             warnings.warn(f"{path}: unreadable scene cache ({e}); generating it again", UserWarning, stacklevel=2)
-    items = _load_items(split, data_dir, download)
+    items = load_items(split, data_dir, download)
     arrays = generate_scenes(split, n, cfg, items)
-    mean, std = _stats(cfg, items if split == "train" else _load_items("train", data_dir, download))
+    mean, std = _stats(cfg, items if split == "train" else load_items("train", data_dir, download))
     t = _as_tensors(arrays)
     if cache:
         header = {"settings": json.dumps(meta["settings"]), "classes": json.dumps(scene_classes()),
@@ -433,11 +429,10 @@ def load_scenes(name: str, split: str = "train", data_dir=None, download: bool =
     """``load_dataset("fashion-scenes[:k=v,…]", split, **options)``: options as :func:`make_scenes` takes them,
     plus ``n_train``/``n_test`` (the size of each split; ``n`` sets the requested split's) and ``fresh``
     (new training scenes every epoch: a :class:`SceneStream`; the test split is always the fixed set)."""
-    from cnnlab.data.datasets import _split_name
 
     _, _, spec = name.partition(":")
     opts = {**parse_scene_options(spec), **options}
-    split = _split_name(split)
+    split = split_name(split)
     n_split = {"train": opts.pop("n_train", None), "test": opts.pop("n_test", None)}
     n = opts.pop("n", None) or n_split[split]
     fresh = bool(opts.pop("fresh", False))
@@ -451,5 +446,5 @@ def load_scenes(name: str, split: str = "train", data_dir=None, download: bool =
         return ds
     settings = ds.meta["settings"]  # exactly the settings that made epoch 0, make_scenes' defaults included
     cfg = SceneConfig(**{k: settings[k] for k in SceneConfig.__dataclass_fields__})
-    return SceneStream(ds, cfg, len(ds), _load_items("train", data_dir, download))
+    return SceneStream(ds, cfg, len(ds), load_items("train", data_dir, download))
 

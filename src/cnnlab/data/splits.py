@@ -2,6 +2,13 @@
 
 All functions take labels (a tensor, array or list) or a dataset with ``.labels`` and return int64
 index tensors, sorted, so the same seed gives the same split on every machine.
+
+Why not scikit-learn's ``StratifiedKFold`` / ``train_test_split(stratify=...)`` (scikit-learn is a core
+dependency, for the detection SVMs): these are seeded by a torch generator, so a split depends only on the
+seed and the labels -- not on the NumPy version behind ``random_state`` -- and a resumed cross-validation or
+bagging run, and every recorded result, get exactly the folds they were made with. The rule is the same as
+scikit-learn's (each class split in proportion, the remainder spread over folds); ``tests/data`` checks
+the proportions against ``StratifiedKFold``'s.
 """
 
 from __future__ import annotations

@@ -19,97 +19,30 @@ or missing images are skipped with one warning (``meta["skipped"]``).
 
 from __future__ import annotations
 
-import collections
-import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnnlab.data.dense import IGNORE, DenseDataset, check_boxes
+from cnnlab.data.arrays import IGNORE, DenseDataset, check_boxes
+from cnnlab.data.images import (
+    pick_channels,
+    pick_size,
+    png_bytes,
+    read_images,
+    sample_stats,
+    scale_boxes,
+    scan_images,
+    skip_warning,
+)
 from cnnlab.errors import DataError
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _SPLIT_FILES = {"train": ("train",), "val": ("val",), "test": ("test", "val"), "trainval": ("trainval",)}
-
-
-# ------------------------------------------------------------------------------- shared with coco.py
-
-def scan_images(paths: list[Path]) -> list[tuple[tuple[int, int], str] | None]:
-    """``((H, W), mode)`` of each image from its header, ``None`` when it cannot be opened."""
-    from PIL import Image
-
-    out = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                out.append(((im.size[1], im.size[0]), im.mode))
-        except Exception:
-            out.append(None)
-    return out
-
-
-def pick_size(size, infos) -> tuple[int, int]:
-    """``size`` as ``(H, W)``, or the most common size among the readable images."""
-    if size is not None:
-        hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(v) for v in size)
-        if len(hw) != 2 or min(hw) < 1:
-            raise DataError(f"size must be an int or (H, W) of positive ints, got {size}")
-        return hw  # type: ignore[return-value]
-    return collections.Counter(i[0] for i in infos if i is not None).most_common(1)[0][0]
-
-
-def pick_channels(channels, infos) -> int:
-    """1 when every readable image is grayscale (or ``channels`` says so), else 3."""
-    if channels is None:
-        return 1 if all(i[1] in _GRAY_MODES for i in infos if i is not None) else 3
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 or 3, got {channels}")
-    return int(channels)
-
-
-def read_images(paths: list[Path], size: tuple[int, int], channels: int) -> tuple[torch.Tensor, list[int]]:
-    """Decode + resize (bilinear) ``paths`` into uint8 ``[N, C, H, W]``; also the indices that failed."""
-    from cnnlab.data.folder import decode_image
-
-    out = torch.zeros((len(paths), channels, *size), dtype=torch.uint8)
-    failed = []
-    for i, p in enumerate(paths):
-        try:
-            out[i] = decode_image(p, size, channels)
-        except DataError:
-            failed.append(i)
-    return out, failed
-
-
-def sample_stats(paths: list[Path], size, channels: int, k: int = 256, seed: int = 0):
-    """Per-channel mean/std of up to ``k`` of ``paths`` (a seeded sample), e.g. the training split's."""
-    from cnnlab.data.datasets import channel_stats
-
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(paths), generator=g)[:k].tolist()
-    images, failed = read_images([paths[i] for i in pick], size, channels)
-    keep = [i for i in range(len(pick)) if i not in set(failed)]
-    return channel_stats(images[keep])
-
-
-def scale_boxes(boxes: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) -> torch.Tensor:
-    """xyxy boxes of an ``old`` (H, W) image moved to a ``new`` (H, W) resize of it (clamped to the image)."""
-    (h0, w0), (h, w) = old, new
-    b = boxes.double() * torch.tensor([w / w0, h / h0] * 2, dtype=torch.float64)
-    lim = torch.tensor([w, h, w, h], dtype=torch.float64)
-    return torch.minimum(b.clamp_min(0), lim).to(torch.float32)
-
-
-def skip_warning(where, skipped: list) -> None:
-    if skipped:
-        warnings.warn(f"{where}: skipped {len(skipped)} unreadable or missing image(s), e.g. {skipped[0]}",
-                      UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------------------------- VOC
@@ -303,14 +236,6 @@ def voc_colormap(n: int = 256) -> np.ndarray:
     return cmap
 
 
-def _png_bytes(im) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def write_voc(ds: DenseDataset, root, split: str = "train") -> Path:
     """Write ``ds`` as a VOC-style folder that :func:`load_voc` reads back exactly (lossless PNG images,
     palette masks, XML boxes, ``labels.txt``); ids are ``<split>_000000``…. Returns ``root``."""
@@ -325,11 +250,11 @@ def write_voc(ds: DenseDataset, root, split: str = "train") -> Path:
     for i, image_id in enumerate(ids):
         img = ds.images[i].permute(1, 2, 0).numpy()
         atomic_write(root / "JPEGImages" / f"{image_id}.png",
-                     _png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
+                     png_bytes(Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)))
         if ds.masks is not None:
             m = Image.fromarray(ds.masks[i].numpy(), mode="P")
             m.putpalette(palette)
-            atomic_write(root / "SegmentationClass" / f"{image_id}.png", _png_bytes(m))
+            atomic_write(root / "SegmentationClass" / f"{image_id}.png", png_bytes(m))
         if ds.boxes is not None:
             objs = "".join(
                 f"<object><name>{ds.classes[c]}</name><difficult>0</difficult><bndbox><xmin>{b[0] + 1:g}</xmin>"

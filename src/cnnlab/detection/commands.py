@@ -113,14 +113,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
-    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n_images']} images):")
-    print(f"  mAP@0.5 {r['map_50']:.4f}  mAP@[.5:.95] {r['map']:.4f}  mAP@0.75 {r['map_75']:.4f}  "
-          f"recall@100 {r['recall_100']:.4f}  loss {r['loss']:.4f}")
-    width = max(len(c) for c in r["classes"])
-    for name in r["classes"][1:]:
-        ap50, ap = r["ap50_per_class"].get(name), r["ap_per_class"].get(name)
-        cells = "n/a (no boxes)" if ap50 is None else f"AP@0.5 {ap50:.4f}  AP@[.5:.95] {ap or 0:.4f}"
-        print(f"  {name:<{width}}  {cells}")
+    from cnnlab.detection.task import DetectionTask
+
+    print("\n".join(DetectionTask().report_lines(r)))
     return 0
 
 

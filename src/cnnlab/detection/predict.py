@@ -36,17 +36,15 @@ def model_for_method(method: str) -> str:
     raise ConfigError(f"--method {method} is not one gradient loop; it is fitted by cnnlab.detection.rcnn")
 
 
-def load_detector(checkpoint: str | Path, device: str = "auto"):
-    """(checkpoint, model in eval mode on ``device``, device) of a detection run or checkpoint file.
-    R-CNN/SPPNet runs load through ``cnnlab.detection.rcnn.load_rcnn``."""
+def load_detector(checkpoint: str | Path, device: str = "auto", verb: str = "predict"):
+    """(checkpoint, model in eval mode on ``device``, device) of a detection run or checkpoint file; another
+    task's checkpoint is one error naming its command. R-CNN/SPPNet runs load through
+    ``cnnlab.detection.rcnn.load_rcnn``."""
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.engine import resolve_device
 
     ckpt = load_checkpoint(checkpoint)
-    task = ckpt.meta.get("task", "classification")
-    if task != "detection":
-        raise ConfigError(f"{ckpt.path} is a {task} checkpoint; `cnnlab detect` needs a detection checkpoint "
-                          "(from `cnnlab detect train`)")
+    ckpt.require_task("detection", verb)
     dev = resolve_device(device)
     if ckpt.meta.get("method") in ("rcnn", "sppnet"):
         from cnnlab.detection.rcnn import load_rcnn  # D2's staged fit (SVMs, box regressors)
@@ -55,35 +53,23 @@ def load_detector(checkpoint: str | Path, device: str = "auto"):
     return ckpt, ckpt.build_model().to(dev).eval(), dev
 
 
-def spec_of(meta: dict[str, Any], data_size: tuple[int, int]):
-    from cnnlab.train.task import DataSpec
-
-    return DataSpec(num_classes=meta["num_classes"], in_chans=meta["in_chans"], img_size=meta["img_size"],
-                    data_size=data_size, classes=list(meta["classes"]), mean=meta["mean"], std=meta["std"])
-
-
 def evaluate_detector(checkpoint: str | Path, *, data: str | None = None, data_dir: str | None = None,
                       split: str = "test", batch_size: int = 32, device: str = "auto") -> dict[str, Any]:
     """mAP@0.5, mAP@[.5:.95], per-class AP and recall@100 of a detection checkpoint on a split."""
-    from cnnlab.data import load_dataset
     from cnnlab.detection.task import DetectionTask
+    from cnnlab.train.evaluation import load_eval_data
+    from cnnlab.train.task import DataSpec
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    ckpt, model, dev = load_detector(checkpoint, device)
-    m = ckpt.meta
-    name = data or m.get("data")
-    ds = load_dataset(name, split=split, data_dir=data_dir or ckpt.config.data_dir)
+    ckpt, model, dev = load_detector(checkpoint, device, verb="eval")
+    name, ds = load_eval_data(ckpt, data, data_dir, split)
     if not getattr(ds, "has_boxes", False):
         raise ConfigError(f"{name} ({split}) has no boxes to score detections against")
-    if ds.num_classes != m["num_classes"] or ds.image_shape[0] != m["in_chans"]:
-        raise ConfigError(f"{name} ({ds.num_classes} classes, {ds.image_shape[0]} channels) does not match the "
-                          f"checkpoint ({m['num_classes']} classes, {m['in_chans']} channels)")
-    ds.mean, ds.std = tuple(m["mean"]), tuple(m["std"])  # normalise exactly as in training
-    spec = spec_of(m, tuple(ds.image_shape[1:]))
+    spec = DataSpec.from_meta(ckpt.meta, data_size=tuple(ds.image_shape[1:]))
     metrics = DetectionTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
                                        channels_last=False)
-    return {"checkpoint": str(ckpt.path), "data": name, "split": split, "n_images": len(ds),
+    return {"checkpoint": str(ckpt.path), "task": "detection", "data": name, "split": split,
             "classes": spec.classes, **metrics}
 
 

@@ -1,4 +1,5 @@
-"""Detections drawn on images (``torchvision.utils.draw_bounding_boxes``: one colour per class, "name score"),
+"""Detections drawn on images (``torchvision.utils.draw_bounding_boxes``: the segmentation overlays' class colours,
+"name score" labels),
 optionally with the proposals in grey, and precision-recall curves per class.
 """
 
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from cnnlab._io import save_figure
-from cnnlab.segmentation.render import voc_palette, write_png
+from cnnlab.segmentation.render import class_palette, write_png
 
 PROPOSAL_COLOR = (128, 128, 128)
 
@@ -34,7 +35,7 @@ def draw_detections(image: torch.Tensor, det: dict[str, torch.Tensor], classes: 
                                   width=1)
     boxes, labels, scores = det["boxes"].cpu().float(), det["labels"].cpu(), det["scores"].cpu()
     if len(boxes):
-        palette = voc_palette(max(len(classes), int(labels.max()) + 1))
+        palette = class_palette(max(len(classes), int(labels.max()) + 1))
         names = [f"{classes[c] if c < len(classes) else c} {s:.2f}" for c, s in zip(labels.tolist(), scores.tolist())]
         colors = [tuple(int(v) for v in palette[c]) for c in labels.tolist()]
         img = draw_bounding_boxes(img, boxes * scale, labels=names, colors=colors, width=width * scale)

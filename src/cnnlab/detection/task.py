@@ -55,6 +55,7 @@ class DetectionTask(Task):
     score_label = "mAP@0.5"
     train_score = "roi_acc"
     loss_label = "detection loss (sum of parts)"
+    command = "cnnlab detect"
 
     def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
         train, val, test = super().load_data(cfg, train, val, test)
@@ -119,11 +120,9 @@ class DetectionTask(Task):
         """mAP over the whole split (at the data's pixel size) and the mean validation loss per batch."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.detection.metrics import DetectionMeter
+        from cnnlab.train.distributed import shard_for_eval
 
-        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if dist_on:  # each process scores its shard; torchmetrics gathers the detections in compute()
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            data = data.subset(torch.arange(rank, len(data), world))
+        data, dist_on = shard_for_eval(data)  # each process scores its shard; torchmetrics gathers in compute()
         meter = DetectionMeter(spec.classes)
         loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
                                     channels_last=channels_last)
@@ -159,6 +158,17 @@ class DetectionTask(Task):
 
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         return {f"{prefix}_{k}": metrics.get(k) for k in ("loss", "map_50", "map", "recall_100")}
+
+    def report_lines(self, r: dict[str, Any]) -> list[str]:
+        width = max(len(c) for c in r["classes"])
+        lines = [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n_images']} images):",
+                 f"  mAP@0.5 {r['map_50']:.4f}  mAP@[.5:.95] {r['map']:.4f}  mAP@0.75 {r['map_75']:.4f}  "
+                 f"recall@100 {r['recall_100']:.4f}  loss {r['loss']:.4f}"]
+        for name in r["classes"][1:]:
+            ap50, ap = r["ap50_per_class"].get(name), r["ap_per_class"].get(name)
+            cells = "n/a (no boxes)" if ap50 is None else f"AP@0.5 {ap50:.4f}  AP@[.5:.95] {ap or 0:.4f}"
+            lines.append(f"  {name:<{width}}  {cells}")
+        return lines
 
     def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
               title: str) -> None:

@@ -36,10 +36,10 @@ from cnnlab.ensemble.combine import (
     vote,
 )
 from cnnlab.ensemble.cv import CVResult, FoldResult, cross_validate
-from cnnlab.ensemble.members import DataSpec, MemberData, MemberJob, MemberRun, load_data, run_members
+from cnnlab.ensemble.members import DataSource, MemberData, MemberJob, MemberRun, load_data, run_members
 
 __all__ = [
-    "BiasVariance", "BiasVarianceResult", "BoostResult", "BoostRound", "BootstrapResult", "CVResult", "DataSpec",
+    "BiasVariance", "BiasVarianceResult", "BoostResult", "BoostRound", "BootstrapResult", "CVResult", "DataSource",
     "EnsembleResult", "FoldResult", "Interval", "Member", "MemberData", "MemberJob", "MemberRun", "MemberScore",
     "bag", "bias_variance", "boost", "bootstrap_accuracy", "check_compatible", "cross_validate", "decompose",
     "ensemble_runs", "evaluate_ensemble", "load_data", "load_member", "main_prediction", "member_probs",

@@ -25,7 +25,7 @@ from cnnlab.ensemble.members import (
     member_config,
     out_dir_for,
     run_members,
-    spec_of,
+    source_of,
     torch_threads,
 )
 from cnnlab.errors import ConfigError
@@ -50,7 +50,7 @@ def bag(cfg, members: int = 5, *, vote: str = "soft", resample: str = "bootstrap
         raise ConfigError(f"resample {resample!r} is not one of {', '.join(RESAMPLING)}")
     t0 = time.perf_counter()
     out = out_dir_for("bag", cfg, out_dir)
-    spec = spec_of(cfg, holdout)
+    spec = source_of(cfg, holdout)
     data = data or load_data(spec)
     jobs = []
     for i in range(members):

@@ -123,7 +123,7 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
         member_config,
         out_dir_for,
         run_members,
-        spec_of,
+        source_of,
         torch_threads,
     )
     from cnnlab.train.engine import resolve_device
@@ -134,7 +134,7 @@ def bias_variance(cfg, models: int = 5, *, sweep: str | None = None, values: Seq
         raise ConfigError(f"--sweep {sweep} needs values, e.g. --sweep {sweep}=1,2,4")
     t0 = time.perf_counter()
     out = out_dir_for("biasvar", cfg, out_dir)
-    spec = spec_of(cfg, holdout)
+    spec = source_of(cfg, holdout)
     data = load_data(spec)
     settings = [(None, cfg)] if sweep is None else [(v, _apply(cfg, sweep, v)) for v in values]
     samples = [bootstrap_indices(data.train.labels, seed=cfg.seed + i)[0].tolist() for i in range(models)]

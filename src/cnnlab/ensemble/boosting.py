@@ -40,7 +40,7 @@ from cnnlab.ensemble.members import (
     member_config,
     out_dir_for,
     run_members,
-    spec_of,
+    source_of,
     torch_threads,
 )
 from cnnlab.errors import ConfigError
@@ -112,15 +112,10 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
     writes ``OUT/boost.json``/``rounds.csv``."""
     from cnnlab.train.engine import resolve_device
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"--rounds must be an integer >= 1, got {rounds!r}")
-    if mode not in MODES:
-        raise ConfigError(f"boosting mode {mode!r} is not one of {', '.join(MODES)}")
-    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 < shrinkage <= 1:
-        raise ConfigError(f"--shrinkage must be a number in (0, 1], got {shrinkage!r}")
+    check_options(rounds, mode, shrinkage)
     t0 = time.perf_counter()
     out = out_dir_for("boost", cfg, out_dir)
-    spec = spec_of(cfg, holdout)
+    spec = source_of(cfg, holdout)
     data = data or load_data(spec)
     train, test = data.train, data.test
     n, k = len(train), train.num_classes
@@ -134,12 +129,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
     stopped = ""
     for m in range(rounds):
         name = f"round-{m:02d}"
-        mcfg = member_config(cfg, out, name, seed=cfg.seed + m)
-        if mode == "loss":
-            job = MemberJob(name, mcfg, sample_weights=(w * n).tolist())
-        else:
-            g = torch.Generator().manual_seed(cfg.seed + m)
-            job = MemberJob(name, mcfg, train_idx=torch.multinomial(w, n, replacement=True, generator=g).tolist())
+        job = learner_job(name, member_config(cfg, out, name, seed=cfg.seed + m), w, mode, cfg.seed + m)
         run = run_members([job], data, spec)[0]
         member = load_member(run.run_dir, name)
         kw = dict(tta=cfg.tta, batch_size=cfg.eval_batch_size, device=device)
@@ -148,11 +138,7 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
         miss = pred_train != ytrain
         new_w, err, alpha = samme_update(w, miss, k, shrinkage)
         if alpha <= 0:
-            stopped = (f"round {m + 1}: weighted error {err:.4f} >= 1 - 1/K = {1 - 1 / k:.4f} (no better than "
-                       "chance); learner discarded")
-            if not members:
-                raise ConfigError(f"boosting: the first weak learner is no better than chance (weighted error "
-                                  f"{err:.4f} >= {1 - 1 / k:.4f}); train it longer or with a higher learning rate")
+            stopped = no_better_than_chance(m, err, k, first=not members)
             break
         members.append(member)
         alphas.append(alpha)
@@ -175,13 +161,40 @@ def boost(cfg, rounds: int = 10, *, mode: str = "loss", out_dir: str | Path | No
     ensemble = score(torch.stack(test_probs), ytest, [(mb.name, str(mb.path)) for mb in members],
                      vote_method="hard", classes=list(train.classes), data=f"{cfg.data} ({data.test_name})",
                      tta=cfg.tta, kind="boosting (SAMME)", weights=alphas)
-    ensemble.out_dir = str(out)
-    ensemble.wall_s = time.perf_counter() - t0
-    ensemble.extra = {"alpha": alphas}
+    ensemble.out_dir, ensemble.wall_s, ensemble.extra = str(out), time.perf_counter() - t0, {"alpha": alphas}
     result = BoostResult(log, ensemble, mode, stopped, str(out), ensemble.wall_s, shrinkage)
     atomic_write(out / "boost.json", json.dumps(result.to_dict(), indent=1).encode())
     atomic_write(out / "rounds.csv", result.to_csv().encode())
     return result
+
+
+def no_better_than_chance(m: int, err: float, k: int, first: bool) -> str:
+    """Why boosting stops at round ``m`` (SAMME needs error < 1 - 1/K); the first learner failing is an error."""
+    if first:
+        raise ConfigError(f"boosting: the first weak learner is no better than chance (weighted error "
+                          f"{err:.4f} >= {1 - 1 / k:.4f}); train it longer or with a higher learning rate")
+    return (f"round {m + 1}: weighted error {err:.4f} >= 1 - 1/K = {1 - 1 / k:.4f} (no better than chance); "
+            "learner discarded")
+
+
+def check_options(rounds: int, mode: str, shrinkage: float) -> None:
+    """One clear error for an impossible boosting setting (before anything trains)."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"--rounds must be an integer >= 1, got {rounds!r}")
+    if mode not in MODES:
+        raise ConfigError(f"boosting mode {mode!r} is not one of {', '.join(MODES)}")
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 < shrinkage <= 1:
+        raise ConfigError(f"--shrinkage must be a number in (0, 1], got {shrinkage!r}")
+
+
+def learner_job(name: str, mcfg: dict, w: torch.Tensor, mode: str, seed: int) -> MemberJob:
+    """The next weak learner sees the SAMME weights ``w``: as per-sample loss weights (mean 1, ``mode="loss"``)
+    or as a seeded weighted resample of the training set (``mode="resample"``)."""
+    n = w.numel()
+    if mode == "loss":
+        return MemberJob(name, mcfg, sample_weights=(w * n).tolist())
+    g = torch.Generator().manual_seed(seed)
+    return MemberJob(name, mcfg, train_idx=torch.multinomial(w, n, replacement=True, generator=g).tolist())
 
 
 def _weighted_vote(preds: torch.Tensor, alphas: torch.Tensor, k: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 from cnnlab.train.config import canonical_tta
+from cnnlab.train.task import resize_input
 
 VOTES = ("soft", "hard")
 
@@ -55,6 +56,7 @@ def load_member(path: str | Path, name: str | None = None) -> Member:
         except (OSError, json.JSONDecodeError):
             prefer = "last"
     ckpt = load_checkpoint(path, prefer=prefer)
+    ckpt.require_task("classification", "ensemble")  # members vote per image
     label = name or (path.name if path.is_dir() else f"{path.parent.name}/{path.stem}")
     return Member(label, ckpt.path, ckpt.meta, ckpt.build_model())
 
@@ -111,8 +113,7 @@ def member_probs(member: Member, data: Any, *, tta: str = "none", batch_size: in
                           mean=member.meta["mean"], std=member.meta["std"])
     out = []
     for x, _ in loader:
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        x = resize_input(x, size)
         out.append(predict_probs(model, x, tta).float().cpu())
     return torch.cat(out) if out else torch.empty(0, member.meta["num_classes"])
 
@@ -231,7 +232,7 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
     import time
 
     from cnnlab.data import load_dataset
-    from cnnlab.ensemble.members import DataSpec, load_data
+    from cnnlab.ensemble.members import DataSource, load_data
     from cnnlab.train.engine import resolve_device
 
     if vote not in VOTES:
@@ -255,7 +256,7 @@ def ensemble_runs(paths: Sequence[str | Path], *, data: str | None = None, data_
     m0 = members[0].meta
     folder = data.startswith("imagefolder:")
     if folder and split == "test":
-        ds = load_data(DataSpec(data, data_dir, train_subset, holdout_seed, holdout)).test
+        ds = load_data(DataSource(data, data_dir, train_subset, holdout_seed, holdout)).test
     else:
         opts = dict(image_size=m0["img_size"], channels=m0["in_chans"]) if folder else {}
         ds = load_dataset(data, split=split, data_dir=data_dir, **opts)

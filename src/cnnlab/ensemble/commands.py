@@ -11,24 +11,26 @@ import json
 import time
 from pathlib import Path
 
+from cnnlab._console import make_console
+from cnnlab.cli_support import add_train_arguments, build_config, pct
 from cnnlab.errors import ConfigError
 from cnnlab.train.config import TTA_MODES, canonical_tta
 
 
+def common(p: argparse.ArgumentParser, workers: bool = True, holdout: bool = True) -> None:
+    """The options every training ensemble command shares (and all of ``cnnlab train``'s)."""
+    if workers:
+        p.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="train members in N local processes, each with cores/N threads [1]")
+    if holdout:
+        p.add_argument("--holdout", type=float, default=0.2, metavar="F",
+                       help="image folders without test/: evaluate on this stratified fraction of the "
+                            "training images [0.2]")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_train_arguments(p)
+
+
 def register(sub) -> None:
-    from cnnlab.train.commands import add_train_arguments
-
-    def common(p: argparse.ArgumentParser, workers: bool = True, holdout: bool = True) -> None:
-        if workers:
-            p.add_argument("--workers", type=int, default=1, metavar="N",
-                           help="train members in N local processes, each with cores/N threads [1]")
-        if holdout:
-            p.add_argument("--holdout", type=float, default=0.2, metavar="F",
-                           help="image folders without test/: evaluate on this stratified fraction of the "
-                                "training images [0.2]")
-        p.add_argument("--json", action="store_true", help="print the result as JSON")
-        add_train_arguments(p)
-
     p = sub.add_parser("cv", help="stratified k-fold cross-validation (any train options)",
                        description="Stratified, seeded k-fold cross-validation of a training configuration: "
                                    "per-fold and mean +/- std of every metric, a table, cv.csv/cv.json and cv.png.")
@@ -69,6 +71,10 @@ def register(sub) -> None:
     common(p)
     p.set_defaults(func=cmd_biasvar)
 
+    register_ensemble(sub)
+
+
+def register_ensemble(sub) -> None:
     p = sub.add_parser("ensemble", help="combine saved run directories or checkpoints and evaluate them",
                        description="Combine any saved checkpoints (run directories of bag/boost/train, snapshot "
                                    "files, runs from other machines): all must share classes and input size. "
@@ -95,16 +101,6 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------------- printing
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
 def print_ensemble(result, plot: Path | None = None) -> None:
     """Members, the ensemble and the gain as a rich table."""
     from rich.table import Table
@@ -114,16 +110,16 @@ def print_ensemble(result, plot: Path | None = None) -> None:
     t.add_column("test top-1", justify="right")
     t.add_column("run / checkpoint", overflow="fold")
     for m in result.members:
-        t.add_row(m.name, _pct(m.top1), m.path)
+        t.add_row(m.name, pct(m.top1), m.path)
     t.add_section()
-    t.add_row("mean member", _pct(result.mean_member), "")
-    t.add_row("best member", _pct(result.best_member), "")
+    t.add_row("mean member", pct(result.mean_member), "")
+    t.add_row("best member", pct(result.best_member), "")
     other = {k: v for k, v in result.votes.items() if k != result.vote}
-    extra = ", ".join(f"{k} vote {_pct(v)}" for k, v in other.items())
-    t.add_row(f"[bold]ensemble ({result.vote})", f"[bold]{_pct(result.top1)}", extra)
+    extra = ", ".join(f"{k} vote {pct(v)}" for k, v in other.items())
+    t.add_row(f"[bold]ensemble ({result.vote})", f"[bold]{pct(result.top1)}", extra)
     t.add_row("[bold]gain over mean member", f"[bold]{100 * result.gain:+.2f} pts",
               f"over best member {100 * (result.top1 - result.best_member):+.2f} pts")
-    console = _console()
+    console = make_console()
     console.print(t)
     tail = f"wall {result.wall_s:.1f} s" if result.wall_s else ""
     if plot is not None:
@@ -132,32 +128,14 @@ def print_ensemble(result, plot: Path | None = None) -> None:
         console.print(tail.strip("; "))
 
 
-def print_bootstrap(boot) -> None:
-    from rich.table import Table
-
-    level = f"{100 * boot.confidence:g}%"
-    t = Table(title=f"{level} percentile bootstrap intervals ({boot.resamples} resamples of {boot.n:,} images)")
-    t.add_column("")
-    t.add_column("accuracy", justify="right")
-    t.add_column(f"{level} interval", justify="right")
-    t.add_column("width", justify="right")
-    t.add_row("[bold]top-1", f"[bold]{_pct(boot.top1.point)}", f"[{_pct(boot.top1.low)}, {_pct(boot.top1.high)}]",
-              f"{100 * boot.top1.width:.2f}")
-    t.add_section()
-    for name, c in zip(boot.classes, boot.per_class):
-        t.add_row(name, _pct(c.point), f"[{_pct(c.low)}, {_pct(c.high)}]", f"{100 * c.width:.2f}")
-    _console().print(t)
-
-
 def _member_line(run) -> None:
     f = run.final
-    acc = f" {f.get('split', 'test')} top-1 {_pct(f['top1'])}" if f.get("top1") is not None else ""
+    acc = f" {f.get('split', 'test')} top-1 {pct(f['top1'])}" if f.get("top1") is not None else ""
     print(f"{run.name}:{acc} ({run.wall_s:.0f} s) -> {run.run_dir}", flush=True)
 
 
 def _config(args: argparse.Namespace, kind: str):
     from cnnlab.ensemble.members import default_out_dir
-    from cnnlab.train.commands import build_config
 
     cfg = build_config(args)
     out = Path(args.out_dir) if args.out_dir is not None else default_out_dir(kind, cfg)
@@ -176,9 +154,6 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.cv import cross_validate
     from cnnlab.ensemble.plots import plot_cv
 
-    if args.folds < 2:
-        raise ConfigError(f"--folds must be >= 2 (each fold is validated by a model trained on the others), "
-                          f"got {args.folds}")
     cfg, out = _config(args, "cv")
     result = cross_validate(cfg, args.folds, workers=args.workers, out_dir=out,
                             on_fold=None if args.json else _member_line)
@@ -198,9 +173,9 @@ def cmd_cv(args: argparse.Namespace) -> int:
     t.add_row("[bold]mean", "", *(f"[bold]{fmt[m](result.mean[m])}" for m in result.metrics))
     t.add_row("std", "", *(f"{result.std[m]:.4f}" if "loss" in m else f"{100 * result.std[m]:.2f}"
                            for m in result.metrics))
-    console = _console()
+    console = make_console()
     console.print(t)
-    console.print(f"top-1 {_pct(result.mean['top1'])} +/- {100 * result.std['top1']:.2f} (sample std over "
+    console.print(f"top-1 {pct(result.mean['top1'])} +/- {100 * result.std['top1']:.2f} (sample std over "
                   f"{result.k} folds); wall {result.wall_s:.1f} s; {out}/cv.csv, cv.json, figure {plot}")
     return 0
 
@@ -209,8 +184,6 @@ def cmd_bag(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.bagging import bag
     from cnnlab.ensemble.plots import plot_ensemble
 
-    if args.members < 1:
-        raise ConfigError(f"--members must be >= 1, got {args.members}")
     cfg, out = _config(args, "bag")
     result = bag(cfg, args.members, vote=args.vote, resample=args.resample, workers=args.workers, out_dir=out,
                  holdout=args.holdout, on_member=None if args.json else _member_line)
@@ -228,13 +201,11 @@ def cmd_boost(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.boosting import boost
     from cnnlab.ensemble.plots import plot_boost, plot_ensemble
 
-    if args.rounds < 1:
-        raise ConfigError(f"--rounds must be >= 1, got {args.rounds}")
     cfg, out = _config(args, "boost")
 
     def line(r) -> None:
         print(f"round {r.round}: weighted error {r.weighted_error:.4f}, alpha {r.alpha:.3f}, learner "
-              f"{_pct(r.member_top1)}, ensemble {_pct(r.ensemble_top1)} (train {_pct(r.ensemble_train_top1)})",
+              f"{pct(r.member_top1)}, ensemble {pct(r.ensemble_top1)} (train {pct(r.ensemble_train_top1)})",
               flush=True)
 
     result = boost(cfg, args.rounds, mode=args.mode, out_dir=out, holdout=args.holdout, shrinkage=args.shrinkage,
@@ -249,9 +220,9 @@ def cmd_boost(args: argparse.Namespace) -> int:
     for c in ("round", "weighted error", "alpha", "learner test", "ensemble test", "ensemble train", "weights ESS"):
         t.add_column(c, justify="right")
     for r in result.rounds:
-        t.add_row(str(r.round), f"{r.weighted_error:.4f}", f"{r.alpha:.3f}", _pct(r.member_top1),
-                  _pct(r.ensemble_top1), _pct(r.ensemble_train_top1), f"{r.weight_ess:,.0f}")
-    console = _console()
+        t.add_row(str(r.round), f"{r.weighted_error:.4f}", f"{r.alpha:.3f}", pct(r.member_top1),
+                  pct(r.ensemble_top1), pct(r.ensemble_train_top1), f"{r.weight_ess:,.0f}")
+    console = make_console()
     console.print(t)
     if result.stopped:
         console.print(f"stopped early: {result.stopped}")
@@ -289,8 +260,6 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
     from cnnlab.ensemble.biasvar import bias_variance
     from cnnlab.ensemble.plots import plot_biasvar
 
-    if args.models < 2:
-        raise ConfigError(f"--models must be >= 2 (variance needs several models), got {args.models}")
     key, values = parse_sweep(args.sweep) if args.sweep else (None, [])
     cfg, out = _config(args, "biasvar")
     result = bias_variance(cfg, args.models, sweep=key, values=values, workers=args.workers, out_dir=out,
@@ -304,9 +273,9 @@ def cmd_biasvar(args: argparse.Namespace) -> int:
         t.add_column(c, justify="right")
     for p in result.points:
         d = p.decomposition
-        t.add_row(str(p.value) if key else cfg.model, _pct(d.loss), _pct(d.bias), _pct(d.net_variance),
-                  _pct(d.var_unbiased), _pct(d.var_biased), _pct(d.variance))
-    console = _console()
+        t.add_row(str(p.value) if key else cfg.model, pct(d.loss), pct(d.bias), pct(d.net_variance),
+                  pct(d.var_unbiased), pct(d.var_biased), pct(d.variance))
+    console = make_console()
     console.print(t)
     console.print("error = bias + net var = bias + V unbiased - V biased (exactly; Domingos 2000); "
                   f"wall {result.wall_s:.1f} s; {out}/biasvar.json, "
@@ -336,7 +305,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
             t.add_column(c)
         for m in members:
             t.add_row(m.name, str(m.meta.get("model")), str(m.meta.get("data")), str(m.meta.get("epoch")), str(m.path))
-        console = _console()
+        console = make_console()
         console.print(t)
         console.print("add --eval to evaluate them and their vote")
         return 0

@@ -27,7 +27,7 @@ from cnnlab.ensemble.members import (
     member_config,
     out_dir_for,
     run_members,
-    spec_of,
+    source_of,
 )
 from cnnlab.errors import ConfigError
 
@@ -105,7 +105,7 @@ def cross_validate(cfg, folds: int = 5, *, workers: int = 1, out_dir: str | Path
                           f"others), got {folds!r}")
     t0 = time.perf_counter()
     out = out_dir_for("cv", cfg, out_dir)
-    spec = spec_of(cfg)
+    spec = source_of(cfg)
     data = data or load_data(spec, need_test=False)
     splits = kfold_indices(data.train.labels, folds, seed=cfg.seed)
     jobs = [MemberJob(f"fold-{i}", member_config(cfg, out, f"fold-{i}", eval_test=False),

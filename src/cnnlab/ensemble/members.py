@@ -7,7 +7,7 @@ and ``cnnlab ensemble`` can combine run directories trained anywhere (another ma
 
 ``workers > 1`` trains members in that many local processes (``ProcessPoolExecutor`` with the spawn
 start method), each with ``cores // workers`` intra-op threads; each process loads the data itself
-from its :class:`DataSpec` and trains on the member's indices, so nothing large is pickled.
+from its :class:`DataSource` and trains on the member's indices, so nothing large is pickled.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from typing import Any
 import torch
 
 from cnnlab.errors import ConfigError, DataError
+from cnnlab.train.rundir import default_run_dir
 
 IN_MEMORY_BYTES = 2 << 30  # decode an image folder once into memory when it is at most this big
 
 
 @dataclass(frozen=True)
-class DataSpec:
+class DataSource:
     """Where the members' training and evaluation images come from (picklable, for worker processes).
 
     ``holdout``: when the dataset has no test split (an image folder without ``test/``), this stratified
@@ -50,8 +51,16 @@ class MemberData:
     test_name: str  # "test split" or "20% stratified hold-out of the training images"
 
 
-def spec_of(cfg, holdout: float = 0.2) -> DataSpec:
-    return DataSpec(cfg.data, cfg.data_dir, cfg.train_subset, cfg.seed, holdout)
+def source_of(cfg, holdout: float = 0.2) -> DataSource:
+    """Where ``cfg``'s members get their images; a run that is not image classification is one clear error
+    (members are scored right or wrong per image: folds, resamples, votes and boosting weights need it)."""
+    from cnnlab.models import get_model_info
+
+    task = cfg.task if cfg.task != "classification" else get_model_info(cfg.model).task
+    if task != "classification":
+        raise ConfigError(f"cv, bag, boost and biasvar train image classifiers; {cfg.model} with task={cfg.task} "
+                          f"is {task} (use `cnnlab segment train` / its --val-fraction for dense tasks)")
+    return DataSource(cfg.data, cfg.data_dir, cfg.train_subset, cfg.seed, holdout)
 
 
 def _in_memory(ds, mean=None, std=None):
@@ -66,12 +75,15 @@ def _in_memory(ds, mean=None, std=None):
     return ds
 
 
-def load_data(spec: DataSpec, need_test: bool = True) -> MemberData:
+def load_data(spec: DataSource, need_test: bool = True) -> MemberData:
     """The training images (``train_subset`` applied as :func:`cnnlab.train.fit` does) and the evaluation
     images: the dataset's test split, normalised and sized like the training images, or a hold-out."""
-    from cnnlab.data import load_dataset, stratified_split
+    from cnnlab.data import DenseDataset, load_dataset, stratified_split
 
     train = load_dataset(spec.name, split="train", data_dir=spec.data_dir)
+    if isinstance(train, DenseDataset):
+        raise DataError(f"{spec.name} is dense data (masks/boxes, no label per image); cv, bag, boost, biasvar "
+                        "and ensemble --eval take classification data such as fashion-mnist or imagefolder:DIR")
     folder = spec.name.startswith("imagefolder:")
     train = _in_memory(train)
     if spec.train_subset and spec.train_subset < len(train):
@@ -151,15 +163,15 @@ def train_member(job: MemberJob, data: MemberData) -> MemberRun:
 
 
 @lru_cache(maxsize=2)
-def _worker_data(spec: DataSpec, need_test: bool) -> MemberData:
+def _worker_data(spec: DataSource, need_test: bool) -> MemberData:
     return load_data(spec, need_test)
 
 
-def _worker(spec: DataSpec, job: MemberJob) -> MemberRun:
+def _worker(spec: DataSource, job: MemberJob) -> MemberRun:
     return train_member(job, _worker_data(spec, job.evaluate_test or job.val_idx is None))
 
 
-def run_members(jobs: Sequence[MemberJob], data: MemberData, spec: DataSpec, workers: int = 1,
+def run_members(jobs: Sequence[MemberJob], data: MemberData, spec: DataSource, workers: int = 1,
                 on_done: Callable[[MemberRun], None] | None = None) -> list[MemberRun]:
     """Train ``jobs`` (in order in this process, or in ``workers`` spawned processes) -> runs in job order."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -207,8 +219,7 @@ def torch_threads(n: int):
 
 
 def default_out_dir(kind: str, cfg) -> Path:
-    data = cfg.data.replace("imagefolder:", "").rstrip("/").replace("/", "_").replace(":", "_")
-    return Path("runs") / f"{kind}-{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return default_run_dir(cfg.data, kind, cfg.model)
 
 
 def out_dir_for(kind: str, cfg, out_dir: str | Path | None) -> Path:

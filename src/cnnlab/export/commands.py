@@ -7,9 +7,9 @@ import json
 
 
 def _size(n: int) -> str:
-    from cnnlab.analysis.summary import _bytes
+    from cnnlab.analysis.summary import format_bytes
 
-    return _bytes(n)
+    return format_bytes(n)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -28,7 +28,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(f"sidecar (class names, preprocessing): {r.sidecar}")
     runtime = "ONNX Runtime" if r.format == "onnx" else "TorchScript"
     print(f"verified on a real photo: max |{runtime} - PyTorch| = {r.max_abs_diff:.2e} "
-          f"(allowed {r.atol:g} + {r.rtol:g}*|output|)")
+          f"(allowed {r.atol:g} + {r.rtol:g}*|output|)" + ("" if r.verified_with == "the model's own"
+                                                          else f"; weights: {r.verified_with}"))
     if r.torch_ms is not None and r.runtime_ms is not None:
         print(f"CPU latency at batch 1 (median): PyTorch {r.torch_ms:.2f} ms, {runtime} {r.runtime_ms:.2f} ms "
               f"({r.torch_ms / r.runtime_ms:.2f}x)")

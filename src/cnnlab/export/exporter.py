@@ -11,12 +11,17 @@ Verification (on every export): a real photo (``grace_hopper.jpg``, shipped with
 goes through the model's own eval transform, then through PyTorch and through the exported
 file (ONNX Runtime on the CPU, or the reloaded TorchScript module); the outputs must agree
 within ``atol + rtol * |PyTorch|`` (1e-4 each), elementwise, as ``numpy.allclose`` does. With
-``dynamic_batch`` a batch of two (photo, mirrored photo) is checked as well.
+``dynamic_batch`` a batch of two (photo, mirrored photo) is checked as well. A model whose output is
+constant (an untrained FCN: its score layers start at zero, Long et al. 2015 §4.3, so every output is 0)
+would pass any export: then a copy with its all-zero weight tensors randomised is exported and checked
+as well (same graph, outputs that depend on the input), and the file written holds the model's own weights.
+The sidecar records the real output shape (``[1, K]`` scores, ``[1, K, H, W]`` per-pixel score maps).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -34,8 +39,8 @@ import torch
 from torch import nn
 
 from cnnlab._io import atomic_write
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.errors import ConfigError, ExportError
+from cnnlab.train.source import LoadedModel, load_model
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -56,10 +61,13 @@ class ExportResult:
     opset: int | None
     file_bytes: int
     input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
     dynamic_batch: bool
     max_abs_diff: float
     atol: float
     rtol: float
+    verified_with: str = "the model's own"  # weights of the verified export (see the module docstring)
+    output_std: float = 0.0  # spread of the reference outputs: 0 means the check could not tell exports apart
     torch_ms: float | None = None
     runtime_ms: float | None = None  # ONNX Runtime, or the reloaded TorchScript module
     warnings: tuple[str, ...] = field(default=())
@@ -67,7 +75,7 @@ class ExportResult:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(path=str(self.path), sidecar=str(self.sidecar), input_shape=list(self.input_shape),
-                 warnings=list(self.warnings))
+                 output_shape=list(self.output_shape), warnings=list(self.warnings))
         return d
 
 
@@ -213,6 +221,29 @@ def _export_torchscript(model: nn.Module, name: str, example: torch.Tensor, caug
     return data, None, "torch.jit.trace", run
 
 
+def verification_model(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, str]:
+    """(the model to verify the export on, what its weights are): ``model`` itself, unless its output on ``x`` is
+    constant; then a copy whose all-zero weight tensors (ndim >= 2) are drawn from N(0, 1/fan_in), seed 0."""
+    with torch.inference_mode():
+        out = model(x).float()
+    if out.numel() > 1 and bool((out != out.flatten()[0]).any()):
+        return model, "the model's own"
+    probe = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in probe.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
+    return probe, "a copy with its all-zero layers randomised (the model's own output is constant)"
+
+
+def _export(format: str, model: nn.Module, name: str, example: torch.Tensor, opset: int | None,
+            dynamic_batch: bool, exporter: str, caught: list[str]):
+    if format == "onnx":
+        return _export_onnx(model, name, example, opset, dynamic_batch, exporter, caught)
+    return _export_torchscript(model, name, example, caught)
+
+
 def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str | os.PathLike | None = None,
                  format: str = "onnx", *, weights: str | None = "imagenet", opset: int | None = None,
                  dynamic_batch: bool = False, exporter: str = "auto", atol: float = 1e-4, rtol: float = 1e-4,
@@ -226,7 +257,7 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     line when the model cannot be exported or the file does not reproduce PyTorch's outputs.
     """
     exporter = _check_options(format, exporter, opset)
-    loaded = load_model(source, weights)
+    loaded = load_model(source, weights, tasks=("classification", "segmentation"))
     model = loaded.model.eval()
     unsupported = getattr(model, "export_unsupported", None)  # a model that says why it has no static graph
     if unsupported:
@@ -234,16 +265,19 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     path = Path(path) if path is not None else Path(f"{loaded.name}{SUFFIX[format]}")
     x1 = reference_input(loaded, 1)
     checks = [x1, reference_input(loaded, 2)] if dynamic_batch else [x1]
+    probe, verified_with = verification_model(model, x1)
     with torch.inference_mode():
-        refs = [model(x).float().numpy().astype(np.float64) for x in checks]
+        refs = [probe(x).float().numpy().astype(np.float64) for x in checks]
     example = checks[-1]  # export at batch 2 when the batch is dynamic: batch 1 would be specialised
     caught: list[str] = []
-    if format == "onnx":
-        data, used_opset, exporter_name, run = _export_onnx(model, loaded.name, example, opset, dynamic_batch,
-                                                            exporter, caught)
-    else:
-        data, used_opset, exporter_name, run = _export_torchscript(model, loaded.name, example, caught)
+    data, used_opset, exporter_name, run = _export(format, model, loaded.name, example, opset, dynamic_batch,
+                                                   exporter, caught)
+    if probe is not model:  # the same graph with input-dependent outputs: what is checked below
+        run = _export(format, probe, loaded.name, example, opset, dynamic_batch, exporter, caught)[3]
     worst = max(_check(loaded.name, format, ref, run(x), atol, rtol) for ref, x in zip(refs, checks))
+    output_std = float(refs[0].std())
+    if output_std == 0:
+        caught.append("the outputs do not depend on the input: the check cannot tell a wrong export")
     torch_ms = runtime_ms = None
     if latency_runs > 0:
         def eager() -> None:
@@ -255,8 +289,9 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     sidecar = path.with_name(path.name + ".json")
     result = ExportResult(
         model=loaded.name, format=format, path=path, sidecar=sidecar, exporter=exporter_name, opset=used_opset,
-        file_bytes=len(data), input_shape=tuple(x1.shape), dynamic_batch=dynamic_batch, max_abs_diff=worst,
-        atol=atol, rtol=rtol, torch_ms=torch_ms, runtime_ms=runtime_ms, warnings=tuple(caught))
+        file_bytes=len(data), input_shape=tuple(x1.shape), output_shape=tuple(refs[0].shape),
+        dynamic_batch=dynamic_batch, max_abs_diff=worst, atol=atol, rtol=rtol, verified_with=verified_with,
+        output_std=output_std, torch_ms=torch_ms, runtime_ms=runtime_ms, warnings=tuple(caught))
     atomic_write(sidecar, json.dumps(_sidecar(loaded, result), indent=1).encode())
     return result
 
@@ -269,8 +304,9 @@ def _sidecar(loaded: LoadedModel, r: ExportResult) -> dict[str, Any]:
         "model": loaded.name, "weights": loaded.origin, "format": r.format, "file": r.path.name,
         "exporter": r.exporter, "opset": r.opset, "torch": torch.__version__,
         "input": {"name": "input", "shape": [batch, c, h, w], "dtype": "float32", "layout": "NCHW"},
-        "output": {"name": "logits", "shape": [batch, len(loaded.class_names)], "dtype": "float32",
-                   "meaning": "unnormalised class scores; softmax gives probabilities"},
+        "output": {"name": "logits", "shape": [batch, *r.output_shape[1:]], "dtype": "float32",
+                   "meaning": "unnormalised class scores per pixel [N, K, H, W]; softmax over K gives probabilities"
+                   if len(r.output_shape) == 4 else "unnormalised class scores; softmax gives probabilities"},
         "class_names": loaded.class_names,
         "preprocess": {
             "steps": ["resize the shorter side to resize_size (interpolation)", "center-crop input_size",
@@ -281,6 +317,7 @@ def _sidecar(loaded: LoadedModel, r: ExportResult) -> dict[str, Any]:
             "std": list(p["std"]) if c != 1 else [sum(p["std"]) / len(p["std"])],
         },
         "verification": {"input": "grace_hopper.jpg (matplotlib sample data) in the transform above",
+                         "weights": r.verified_with, "output_std": r.output_std,
                          "max_abs_diff": r.max_abs_diff, "atol": r.atol, "rtol": r.rtol,
                          "torch_ms_batch1": r.torch_ms, "runtime_ms_batch1": r.runtime_ms},
         "export_warnings": list(r.warnings),

@@ -21,19 +21,25 @@ from cnnlab.models import (  # noqa: F401 - importing a family module registers 
 )
 from cnnlab.models._base import AuxOutputs, ClassifierMixin
 from cnnlab.models._registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     MODELS,
+    SMALL_INPUT_MAX,
     ModelInfo,
     PretrainedSource,
-    create_model,
     get_model_info,
     list_models,
     register_model,
 )
+from cnnlab.models.factory import create_model
 from cnnlab.models.senet import add_se
 
 __all__ = [
     "AuxOutputs",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "MODELS",
+    "SMALL_INPUT_MAX",
     "add_se",
     "ClassifierMixin",
     "ModelInfo",

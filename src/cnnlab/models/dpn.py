@@ -145,7 +145,7 @@ _COMMON: dict[str, Any] = dict(family="DPN", paper=_PAPER, params_rtol=0, first_
                                std=DPN_STD)
 
 
-@register_model(params=12_611_602, params_source="timm dpn68 (MXNet cypw/DPNs); paper/issue 12.6M", **_COMMON)
+@register_model(params=12_611_602, params_source="timm dpn68 (MXNet cypw/DPNs): 12.6M", **_COMMON)
 def dpn68(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """DPN-68: 3x3 stem with 10 filters, k_r=128, G=32, blocks (3, 4, 12, 3), inc (16, 32, 32, 64)."""
     return _dpn(num_classes, in_chans, img_size, small=True, num_init_features=10, k_r=128, groups=32,

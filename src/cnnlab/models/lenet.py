@@ -158,7 +158,7 @@ def lenet5(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwarg
 
 
 @register_model(family="LeNet", paper=_PAPER, params=61_706,
-                params_source="exact count (issue #3), 1x32x32 input, 10 classes", default_size=32,
+                params_source="exact count, 1x32x32 input, 10 classes", default_size=32,
                 num_classes=10, in_chans=1, mean=(0.5,), std=(0.5,), min_size=12,
                 first_conv="c1", classifier="output")
 def lenet5_modern(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, **kwargs) -> nn.Module:

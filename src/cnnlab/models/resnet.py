@@ -32,7 +32,7 @@ _PAPER_RESNEXT = "Xie et al., Aggregated Residual Transformations for Deep Neura
 _PAPER_WRN = "Zagoruyko & Komodakis, Wide Residual Networks, BMVC 2016"
 # With the small-input stem the net downsamples by 8 (layer2-4); the last stage must still see a
 # 2x2 map so BatchNorm can train with batch size 1: ceil(ceil(ceil(s/2)/2)/2) >= 2  <=>  s >= 9.
-_MIN_SIZE = 9
+RESNET_MIN_SIZE = 9
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -207,7 +207,7 @@ class ResNet(ClassifierMixin, nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int, in_chans: int,
+def build_resnet(block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int, in_chans: int,
             img_size: int, **kwargs: Any) -> ResNet:
     return ResNet(block, layers, num_classes=num_classes, in_chans=in_chans,
                   small_input=img_size <= SMALL_INPUT_MAX, **kwargs)
@@ -215,44 +215,44 @@ def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], num_classes
 
 
 _COMMON: dict[str, Any] = dict(family="ResNet", params_source="torchvision 0.29", params_rtol=0,
-                               first_conv="conv1", classifier="fc", min_size=_MIN_SIZE, default_size=224)
+                               first_conv="conv1", classifier="fc", min_size=RESNET_MIN_SIZE, default_size=224)
 
 
 @register_model(paper=_PAPER, torchvision="resnet18", params=11_689_512, **_COMMON)
 def resnet18(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-18 (Table 1): basic blocks [2, 2, 2, 2]."""
-    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, img_size, **kwargs)
+    return build_resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(paper=_PAPER, torchvision="resnet34", params=21_797_672, **_COMMON)
 def resnet34(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-34 (Table 1): basic blocks [3, 4, 6, 3]."""
-    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
+    return build_resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(paper=_PAPER, torchvision="resnet50", params=25_557_032, **_COMMON)
 def resnet50(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-50 (Table 1): bottlenecks [3, 4, 6, 3]."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
+    return build_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(paper=_PAPER, torchvision="resnet101", params=44_549_160, **_COMMON)
 def resnet101(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-101 (Table 1): bottlenecks [3, 4, 23, 3]."""
-    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, **kwargs)
+    return build_resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(paper=_PAPER, torchvision="resnet152", params=60_192_808, **_COMMON)
 def resnet152(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """ResNet-152 (Table 1): bottlenecks [3, 8, 36, 3]."""
-    return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_chans, img_size, **kwargs)
+    return build_resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_chans, img_size, **kwargs)
 
 
 @register_model(paper=_PAPER_RESNEXT, torchvision="resnext50_32x4d", params=25_028_904, **_COMMON)
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                     **kwargs: Any) -> nn.Module:
     """ResNeXt-50 (32x4d) (Xie et al. 2017, Table 1): cardinality 32, 4 channels per group."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, groups=32, width_per_group=4,
+    return build_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, groups=32, width_per_group=4,
                    **kwargs)
 
 
@@ -260,7 +260,7 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 
 def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                      **kwargs: Any) -> nn.Module:
     """ResNeXt-101 (32x8d) (Xie et al. 2017, Table 5): cardinality 32, 8 channels per group."""
-    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, groups=32, width_per_group=8,
+    return build_resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, groups=32, width_per_group=8,
                    **kwargs)
 
 
@@ -268,11 +268,11 @@ def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, img_size: int =
 def wide_resnet50_2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                     **kwargs: Any) -> nn.Module:
     """Wide ResNet-50-2: ResNet-50 with twice the bottleneck width (outer widths unchanged)."""
-    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, width_per_group=128, **kwargs)
+    return build_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, width_per_group=128, **kwargs)
 
 
 @register_model(paper=_PAPER_WRN, torchvision="wide_resnet101_2", params=126_886_696, **_COMMON)
 def wide_resnet101_2(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                      **kwargs: Any) -> nn.Module:
     """Wide ResNet-101-2: ResNet-101 with twice the bottleneck width (outer widths unchanged)."""
-    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, width_per_group=128, **kwargs)
+    return build_resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, img_size, width_per_group=128, **kwargs)

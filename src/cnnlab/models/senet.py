@@ -22,7 +22,7 @@ from torch import nn
 from cnnlab.errors import ConfigError
 from cnnlab.models._registry import register_model
 from cnnlab.models.layers import SqueezeExcitation
-from cnnlab.models.resnet import _MIN_SIZE, Bottleneck, _resnet
+from cnnlab.models.resnet import RESNET_MIN_SIZE, Bottleneck, build_resnet
 
 __all__ = ["SqueezeExcitation", "add_se"]
 
@@ -57,19 +57,19 @@ def add_se(model: nn.Module, reduction: int = 16) -> nn.Module:
 
 
 _COMMON: dict[str, Any] = dict(family="SENet", paper=_PAPER, params_source="timm (seresnet50 / seresnext50_32x4d)",
-                               params_rtol=0, first_conv="conv1", classifier="fc", min_size=_MIN_SIZE,
+                               params_rtol=0, first_conv="conv1", classifier="fc", min_size=RESNET_MIN_SIZE,
                                default_size=224)
 
 
 @register_model(params=28_088_024, **_COMMON)
 def se_resnet50(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224, **kwargs: Any) -> nn.Module:
     """SE-ResNet-50 (Table 2): ResNet-50 with an SE block (r=16) in every bottleneck."""
-    return add_se(_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs))
+    return add_se(build_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, **kwargs))
 
 
 @register_model(params=27_559_896, **_COMMON)
 def se_resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, img_size: int = 224,
                        **kwargs: Any) -> nn.Module:
     """SE-ResNeXt-50 (32x4d) (Table 2): ResNeXt-50 with an SE block (r=16) in every bottleneck."""
-    return add_se(_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, groups=32,
+    return add_se(build_resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, img_size, groups=32,
                           width_per_group=4, **kwargs))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import WeightsError
-from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, PretrainedSource
+from cnnlab.models._registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, PretrainedSource, get_model_info
 
 
 @dataclass
@@ -80,7 +80,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
-def _meta(info: ModelInfo, src: PretrainedSource | None) -> dict[str, Any]:
+def weights_meta(info: ModelInfo, src: PretrainedSource | None) -> dict[str, Any]:
     if src is None:
         return {"mean": list(info.mean), "std": list(info.std), "input_size": info.default_size,
                 "resize_size": round(info.default_size / 0.875), "interpolation": "bilinear"}
@@ -168,7 +168,6 @@ def _how_to_get(info: ModelInfo, src: PretrainedSource) -> str:
 def list_pretrained(name: str) -> list[dict[str, Any]]:
     """The ImageNet checkpoints known for model ``name`` (default first): tag, whether it is installed,
     where it is looked for, its preprocessing and published top-1, and how to get it."""
-    from cnnlab.models._registry import get_model_info
 
     info = get_model_info(name)
     out = []
@@ -215,7 +214,7 @@ def resolve_weights(info: ModelInfo, weights: Any) -> ResolvedWeights:
     tag, path = parse_weights(weights, info)
     if path is not None:
         sd = read_state_dict(path)
-        return ResolvedWeights(sd, path, _head_classes(info, sd), meta={**_meta(info, None), "tag": "file"})
+        return ResolvedWeights(sd, path, _head_classes(info, sd), meta={**weights_meta(info, None), "tag": "file"})
     sources = pretrained_sources(info)
     if not sources:
         raise WeightsError(f"no ImageNet weights are known for {info.name}; pass a file path instead")
@@ -261,7 +260,7 @@ def _load_source(info: ModelInfo, src: PretrainedSource) -> ResolvedWeights | No
         if not path.is_file():
             return None
         sd, origin = read_state_dict(path), str(path)
-    return ResolvedWeights(sd, origin, _head_classes(info, sd), dict(src.model_kwargs), _meta(info, src))
+    return ResolvedWeights(sd, origin, _head_classes(info, sd), dict(src.model_kwargs), weights_meta(info, src))
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:

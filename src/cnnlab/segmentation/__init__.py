@@ -11,8 +11,9 @@ from cnnlab.segmentation import models, task  # noqa: F401 - register the FCNs a
 from cnnlab.segmentation.convolutionalize import convolutionalize, linear_to_conv
 from cnnlab.segmentation.fcn import FCN, bilinear_kernel, bilinear_upsampler, init_from_resnet, init_from_vgg
 from cnnlab.segmentation.metrics import SegmentationMeter, boundary_f1, confusion_matrix, segmentation_scores
+from cnnlab.segmentation.predict import segment_images
 from cnnlab.segmentation.render import overlay, panel, render_predictions
 
 __all__ = ["FCN", "SegmentationMeter", "bilinear_kernel", "bilinear_upsampler", "boundary_f1", "confusion_matrix",
            "convolutionalize", "init_from_resnet", "init_from_vgg", "linear_to_conv", "overlay", "panel",
-           "render_predictions", "segmentation_scores"]
+           "render_predictions", "segment_images", "segmentation_scores"]

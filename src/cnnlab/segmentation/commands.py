@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from cnnlab.errors import ConfigError
 
@@ -14,7 +13,7 @@ DEFAULT_DATA = "fashion-scenes"
 
 
 def register(sub) -> None:
-    from cnnlab.train.commands import add_train_arguments
+    from cnnlab.cli_support import add_train_arguments
 
     p = sub.add_parser("segment", help="semantic segmentation: FCN-32s/16s/8s train, eval, predict",
                        description="Train, evaluate and apply segmentation models (FCN, Long et al. 2015).")
@@ -60,99 +59,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train(args)
 
 
-def _load(checkpoint: str, device: str = "cpu"):
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.engine import resolve_device
-
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt.meta.get("task") != "segmentation":
-        raise ConfigError(f"{ckpt.path} is a {ckpt.meta.get('task', 'classification')} checkpoint; "
-                          "use `cnnlab eval`/`cnnlab predict` for it")
-    dev = resolve_device(device)
-    return ckpt, ckpt.build_model().to(dev), dev
-
-
-def evaluate_checkpoint(checkpoint: str, *, data: str | None = None, data_dir: str | None = None,
-                        split: str = "test", tta: str = "none", batch_size: int = 32,
-                        device: str = "auto") -> dict[str, Any]:
-    """The FCN metrics of a segmentation checkpoint on a split of its (or another) dataset."""
-    from cnnlab.data import load_dataset
-    from cnnlab.segmentation.task import SegmentationTask
-    from cnnlab.train.task import DataSpec
-
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    ckpt, model, dev = _load(checkpoint, device)
-    m = ckpt.meta
-    name = data or m.get("data")
-    ds = load_dataset(name, split=split, data_dir=data_dir or ckpt.config.data_dir)
-    if ds.num_classes != m["num_classes"] or ds.image_shape[0] != m["in_chans"]:
-        raise ConfigError(f"{name} ({ds.num_classes} classes, {ds.image_shape[0]} channels) does not match the "
-                          f"checkpoint ({m['num_classes']} classes, {m['in_chans']} channels)")
-    ds.mean, ds.std = tuple(m["mean"]), tuple(m["std"])  # normalise exactly as in training
-    spec = DataSpec(num_classes=m["num_classes"], in_chans=m["in_chans"], img_size=m["img_size"],
-                    data_size=tuple(ds.image_shape[1:]), classes=list(m["classes"]), mean=m["mean"], std=m["std"])
-    metrics = SegmentationTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
-                                          channels_last=False, tta=tta)
-    return {"checkpoint": str(ckpt.path), "data": name, "split": split, "tta": tta, "classes": spec.classes,
-            **metrics}
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
+    from cnnlab.segmentation.task import SegmentationTask
+    from cnnlab.train.evaluation import evaluate_checkpoint
+
     r = evaluate_checkpoint(args.checkpoint, data=args.data, data_dir=args.data_dir, split=args.split,
-                            tta=args.tta, batch_size=args.batch_size, device=args.device)
+                            tta=args.tta, batch_size=args.batch_size, device=args.device, task="segmentation")
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
-    print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):")
-    print(f"  pixel acc {100 * r['pixel_acc']:.2f}%  mean acc {100 * r['mean_acc']:.2f}%  "
-          f"mean IU {r['mean_iu']:.4f}  f.w. IU {r['fw_iu']:.4f}  loss {r['loss']:.4f}")
-    width = max(len(c) for c in r["classes"])
-    for name, iou in zip(r["classes"], r["iou_per_class"]):
-        print(f"  {name:<{width}}  IU {'   n/a' if iou is None else f'{iou:.4f}'}")
+    print("\n".join(SegmentationTask().report_lines(r)))
     return 0
-
-
-def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Path | None = None,
-                   device: str = "auto") -> list[dict[str, Any]]:
-    """Segment image files with a checkpoint: the label map and per-class pixel fractions of each;
-    with ``out_dir``, an overlay PNG per image (image | prediction)."""
-    import numpy as np
-    import torch
-
-    from cnnlab.predict import load_image
-    from cnnlab.segmentation.metrics import label_map
-    from cnnlab.segmentation.render import overlay, write_png
-    from cnnlab.segmentation.task import _resize_batch, predict_logits
-
-    ckpt, model, dev = _load(checkpoint, device)
-    m = ckpt.meta
-    size, classes = m["img_size"], list(m["classes"])
-    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
-    results = []
-    for path in images:
-        img = load_image(path).convert("L" if m["in_chans"] == 1 else "RGB")
-        u8 = torch.from_numpy(np.asarray(img).copy())
-        u8 = u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
-        x = (u8[None].float() / 255 - mean) / std
-        x, _ = _resize_batch(x, None, size)
-        with torch.inference_mode():
-            label = label_map(predict_logits(model, x.to(dev))).cpu()
-        counts = torch.bincount(label.flatten(), minlength=len(classes)).double() / label.numel()
-        entry = {"image": str(path), "size": [size, size],
-                 "fractions": {c: round(float(f), 4) for c, f in zip(classes, counts) if f > 0}}
-        if out_dir is not None:
-            out = Path(out_dir) / f"{Path(path).stem}-segmentation.png"
-            shown = torch.nn.functional.interpolate(u8[None].float(), size=(size, size), mode="bilinear",
-                                                    align_corners=False).round().clamp(0, 255).to(torch.uint8)
-            rgb = overlay(shown[0], torch.zeros_like(label[0]))  # the image itself (nothing blended)
-            sep = np.full((size, 2, 3), 255, dtype=np.uint8)
-            write_png(out, np.concatenate([rgb, sep, overlay(shown[0], label[0])], axis=1))
-            entry["overlay"] = str(out)
-        entry["labels"] = label[0]
-        results.append(entry)
-    return results
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -161,6 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    from cnnlab.segmentation.predict import segment_images
+
     results = segment_images(args.checkpoint, args.images, out_dir=out)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "labels"} for r in results], indent=1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models._registry import register_model
+from cnnlab.models import register_model
 from cnnlab.segmentation.fcn import fcn_fastnet, fcn_resnet18, fcn_vgg16
 
 _PAPER = "Long, Shelhamer & Darrell, Fully Convolutional Networks for Semantic Segmentation, CVPR 2015"

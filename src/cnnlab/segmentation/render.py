@@ -1,13 +1,18 @@
 """Predictions as colour overlays: image | ground truth | prediction, with a legend.
 
-Colours follow the PASCAL VOC palette (class 0 background black, then the bit-interleaved colour map
-of the VOC devkit's ``labelcolormap.m``); the ignore label (255) is drawn white. ``panel`` returns the
-picture as a ``uint8 [H, W, 3]`` array; ``render_predictions`` lays several out in a matplotlib
-figure with a legend and writes a PNG atomically.
+Class colours (:func:`class_palette`): background black, then matplotlib's tab20 without its greys, then
+golden-ratio hues -- no class is grey, so a labelled pixel never looks unlabelled on a grayscale image (VOC's
+palette, kept for VOC-format mask files in ``data/voc.py``, has (128, 128, 128) for class 7). The ignore label
+(255) is drawn white. Overlays blend the class colour over a *grey* copy of the image (BT.601 luma), so one
+class shows as one hue in every panel whatever the photo's own colours. ``panel`` returns the picture as a
+``uint8 [H, W, 3]`` array; ``render_predictions`` lays several out in a matplotlib figure with a legend and
+writes a PNG atomically.
 """
 
 from __future__ import annotations
 
+import colorsys
+import functools
 import io
 import os
 from collections.abc import Sequence
@@ -18,24 +23,32 @@ import torch
 
 from cnnlab._io import atomic_write, save_figure
 
-__all__ = ["voc_palette", "colorize", "overlay", "panel", "render_predictions", "write_png"]
+__all__ = ["class_palette", "colorize", "overlay", "panel", "render_predictions", "write_png"]
 
 IGNORE_COLOR = (255, 255, 255)
 
 
-def voc_palette(n: int = 256) -> np.ndarray:
-    """``[n, 3]`` uint8: the PASCAL VOC colour map (class c's RGB bits are c's bits, interleaved)."""
-    pal = np.zeros((n, 3), dtype=np.uint8)
-    for c in range(n):
-        r = g = b = 0
-        v = c
-        for j in range(8):
-            r |= ((v >> 0) & 1) << (7 - j)
-            g |= ((v >> 1) & 1) << (7 - j)
-            b |= ((v >> 2) & 1) << (7 - j)
-            v >>= 3
-        pal[c] = (r, g, b)
-    return pal
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as PIL's convert("L")
+
+
+@functools.lru_cache(maxsize=8)
+def _palette(n: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    tab = np.round(np.asarray(colormaps["tab20"].colors) * 255).astype(np.uint8)
+    tab = np.concatenate([tab[0::2], tab[1::2]])  # the strong shades first, then the light ones
+    tab = tab[tab.max(1) != tab.min(1)]  # tab20's two greys out
+    extra = [np.round(np.array(colorsys.hsv_to_rgb(k * 0.6180339887 % 1, 0.85, 0.9)) * 255)
+             for k in range(max(0, n - 1 - len(tab)))]
+    pal = np.concatenate([np.zeros((1, 3), np.uint8), tab, np.asarray(extra, np.uint8).reshape(-1, 3)])
+    pal.flags.writeable = False
+    return pal[:n]
+
+
+def class_palette(n: int = 256) -> np.ndarray:
+    """``[n, 3]`` uint8 class colours: 0 (background) black; 1.. tab20's 18 non-grey colours (strong shades
+    first), then golden-ratio hues at saturation 0.85. Every class >= 1 has r, g, b not all equal."""
+    return _palette(n).copy()
 
 
 def _np(x: Any) -> np.ndarray:
@@ -43,9 +56,9 @@ def _np(x: Any) -> np.ndarray:
 
 
 def colorize(mask: Any, palette: np.ndarray | None = None, ignore_index: int = 255) -> np.ndarray:
-    """``[H, W]`` labels -> ``[H, W, 3]`` uint8 colours; ``ignore_index`` white."""
+    """``[H, W]`` labels -> ``[H, W, 3]`` uint8 colours (:func:`class_palette`); ``ignore_index`` white."""
     m = _np(mask).astype(np.int64)
-    pal = voc_palette(256) if palette is None else np.asarray(palette, dtype=np.uint8)
+    pal = _palette(256) if palette is None else np.asarray(palette, dtype=np.uint8)
     out = pal[np.clip(m, 0, len(pal) - 1)]
     out[m == ignore_index] = IGNORE_COLOR
     return out
@@ -70,22 +83,25 @@ def _rgb(image: Any) -> np.ndarray:
 
 def overlay(image: Any, mask: Any, alpha: float = 0.5, palette: np.ndarray | None = None,
             ignore_index: int = 255) -> np.ndarray:
-    """The image with non-background classes blended in their colour (``alpha``), ``[H, W, 3]`` uint8."""
+    """A grey copy of the image (BT.601 luma) with non-background classes blended in their colour (``alpha``),
+    ``[H, W, 3]`` uint8: a class keeps its hue on objects of any colour, and only classes are coloured."""
     rgb = _rgb(image).astype(np.float64)
     m = _np(mask)
     if rgb.shape[:2] != m.shape:
         raise ValueError(f"image {rgb.shape[:2]} and mask {m.shape} differ in size")
+    grey = np.round(rgb @ LUMA)[..., None]
     col = colorize(m, palette, ignore_index).astype(np.float64)
     a = np.where((m != 0)[..., None], alpha, 0.0)
-    return np.round(rgb * (1 - a) + col * a).astype(np.uint8)
+    return np.round(grey * (1 - a) + col * a).astype(np.uint8)
 
 
 def panel(image: Any, target: Any, pred: Any, alpha: float = 0.5, gap: int = 2, **kw: Any) -> np.ndarray:
-    """``image | ground-truth overlay | prediction overlay`` side by side, ``gap`` white columns apart."""
-    parts = [_rgb(image), overlay(image, target, alpha, **kw), overlay(image, pred, alpha, **kw)]
+    """``image | ground-truth overlay | prediction overlay`` side by side, ``gap`` white columns apart
+    (``target=None``: ``image | prediction overlay``)."""
+    parts = [_rgb(image), *(overlay(image, m, alpha, **kw) for m in (target, pred) if m is not None)]
     h = parts[0].shape[0]
     sep = np.full((h, gap, 3), 255, dtype=np.uint8)
-    return np.concatenate([parts[0], sep, parts[1], sep, parts[2]], axis=1)
+    return np.concatenate([p for part in parts for p in (sep, part)][1:], axis=1)
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -117,7 +133,7 @@ def render_predictions(images: Any, targets: Any, preds: Any, classes: Sequence[
     h, w = targets.shape[-2:]
     fig_w, fig_h = (3 * w * scale) / dpi + 1.8, (n * h * scale) / dpi + 0.4
     fig, axes = plt.subplots(n, 3, figsize=(fig_w, fig_h), dpi=dpi, squeeze=False)
-    pal = voc_palette(256)
+    pal = class_palette(256)
     for i in range(n):
         views = (_rgb(images[i]), overlay(images[i], targets[i], alpha, pal, ignore_index),
                  overlay(images[i], preds[i], alpha, pal, ignore_index))

@@ -25,20 +25,11 @@ from cnnlab.train.task import (
     Task,
     add_input_noise,
     register_task,
+    resize_input_and_mask,
     sum_losses,
 )
 
 IGNORE_INDEX = 255
-
-
-def _resize_batch(x: torch.Tensor, mask: torch.Tensor | None, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Image bilinear, mask nearest (labels must not be interpolated) to ``size x size``."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x, mask
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    if mask is not None:
-        mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
-    return x, mask
 
 
 def nll_sum(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -49,7 +40,7 @@ def nll_sum(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return -(p_true.clamp_min(1e-12).log() * valid).sum()
 
 
-def predict_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+def predict_probs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
     """Per-pixel class probabilities ``[B, K, H, W]``, averaged with the mirrored view for ``tta="flip"``."""
     probs = F.softmax(model(x).float(), dim=1)
     if tta == "flip":
@@ -67,6 +58,7 @@ class SegmentationTask(Task):
     train_score = "pixel_acc"
     loss_label = "per-pixel cross-entropy"
     tta_modes = ("none", "flip")
+    command = "cnnlab segment"
 
     def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
         train, val, test = super().load_data(cfg, train, val, test)
@@ -102,7 +94,7 @@ class SegmentationTask(Task):
 
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, target = batch
-        x, mask = _resize_batch(x, target["mask"], ctx.spec.img_size)
+        x, mask = resize_input_and_mask(x, target["mask"], ctx.spec.img_size)
         x = add_input_noise(x, ctx.cfg.input_noise)
         logits = model(x)
         loss = ctx.criterion(logits, mask)
@@ -122,13 +114,11 @@ class SegmentationTask(Task):
         """FCN §5 metrics over the whole split; sharded across processes under DDP like classification."""
         from cnnlab.data.dense import build_dense_loader
         from cnnlab.segmentation.metrics import SegmentationMeter
+        from cnnlab.train.distributed import shard_for_eval
         from cnnlab.train.task import autocast_for
 
-        dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if dist_on:
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            data = data.subset(torch.arange(rank, len(data), world))
-        meter = SegmentationMeter(spec.num_classes, ignore_index=IGNORE_INDEX, device=device, sync=dist_on)
+        data, sharded = shard_for_eval(data)
+        meter = SegmentationMeter(spec.num_classes, ignore_index=IGNORE_INDEX, device=device, sync=sharded)
         loader = build_dense_loader(data, batch_size=batch_size, shuffle=False, device=device,
                                     channels_last=channels_last)
         was_training = model.training
@@ -136,9 +126,9 @@ class SegmentationTask(Task):
         try:
             for x, target in loader:
                 mask = target["mask"]
-                x, _ = _resize_batch(x, None, spec.img_size)
+                x, _ = resize_input_and_mask(x, None, spec.img_size)
                 with autocast_for(torch.device(device), amp):
-                    probs = predict_logits(model, x, tta)
+                    probs = predict_probs(model, x, tta)
                 if probs.shape[-2:] != mask.shape[-2:]:  # score at the data's resolution
                     probs = F.interpolate(probs, size=mask.shape[-2:], mode="bilinear", align_corners=False)
                 loss_sum = nll_sum(probs, mask)
@@ -146,6 +136,15 @@ class SegmentationTask(Task):
         finally:
             model.train(was_training)
         return meter.compute()
+
+    def report_lines(self, r: dict[str, Any]) -> list[str]:
+        width = max(len(c) for c in r["classes"])
+        return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, {r['n']} labelled pixels, "
+                f"TTA {r['tta']}):",
+                f"  pixel acc {100 * r['pixel_acc']:.2f}%  mean acc {100 * r['mean_acc']:.2f}%  "
+                f"mean IU {r['mean_iu']:.4f}  f.w. IU {r['fw_iu']:.4f}  loss {r['loss']:.4f}",
+                *(f"  {name:<{width}}  IU {'   n/a' if iou is None else f'{iou:.4f}'}"
+                  for name, iou in zip(r["classes"], r["iou_per_class"]))]
 
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         keys = ("loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "boundary_f1")
@@ -166,8 +165,8 @@ class SegmentationTask(Task):
         was_training = model.training
         model.eval()
         with torch.inference_mode():
-            xr, _ = _resize_batch(x.to(device), None, spec.img_size)
-            pred = label_map(predict_logits(model, xr)).cpu()
+            xr, _ = resize_input_and_mask(x.to(device), None, spec.img_size)
+            pred = label_map(predict_probs(model, xr)).cpu()
         model.train(was_training)
         if pred.shape[-2:] != images.shape[-2:]:
             pred = F.interpolate(pred[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()

@@ -159,6 +159,22 @@ class Checkpoint:
     def classes(self) -> list[str]:
         return list(self.meta.get("classes") or [])
 
+    @property
+    def task(self) -> str:
+        """The task the checkpoint was trained for (checkpoints before tasks existed are classification)."""
+        return self.meta.get("task", "classification")
+
+    def require_task(self, task: str, verb: str) -> None:
+        """One clear error when a command for ``task`` checkpoints is given another kind: it names the
+        command that takes this one (``cnnlab segment eval`` for a segmentation run, ...)."""
+        if self.task != task:
+            from cnnlab.train.task import get_task
+
+            own = get_task(self.task)
+            hint = f"; use `{own.command} {verb}` for it" if verb in own.verbs else ""
+            raise CheckpointError(f"{self.path} is a {self.task} checkpoint, but `{get_task(task).command} "
+                                  f"{verb}` takes {task} checkpoints{hint}")
+
     def eval_state(self) -> dict[str, torch.Tensor]:
         """The weights to evaluate: the EMA's if the run kept one, else the model's."""
         ema = self.ema_state
@@ -179,6 +195,10 @@ class Checkpoint:
                                  img_size=m.get("model_img_size", m["img_size"]), **m.get("model_kwargs", {}))
         state = self.eval_state() if use_ema else self.model_state
         load_state(model, state, self.path)
+        m = self.meta  # preprocess like training: the dataset's mean/std at the trained size
+        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "weights": None, "img_size": m["img_size"],
+                                "mean": tuple(m["mean"]), "std": tuple(m["std"]), "in_chans": m["in_chans"],
+                                "num_classes": m["num_classes"]}
         return model.eval()
 
 
@@ -228,3 +248,16 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: {msg})") from None
     return Checkpoint(path=path, meta=meta, tensors=tensors)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as JSON-able values (tensors as lists); what JSON cannot hold (functions) becomes None."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return None  # functions (lr_lambdas) are rebuilt from the config

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from cnnlab.cli_support import add_train_arguments, build_config, print_bootstrap
 from cnnlab.errors import ConfigError
 from cnnlab.train.config import TTA_MODES, canonical_tta
 
@@ -48,44 +49,6 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------------- train
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """``--recipe``, ``--config YAML``, ``--quiet`` and one flag per TrainConfig field: every command that
-    trains (``train``, ``cv``, ``bag``, ``boost``, ``biasvar``) takes the same options."""
-    from cnnlab.train.config import add_config_arguments
-
-    p.add_argument("--recipe", help="start from a named recipe (see cnnlab.train.recipes)")
-    p.add_argument("--config", dest="config_file", metavar="YAML", help="YAML file of TrainConfig options")
-    p.add_argument("--quiet", action="store_true", help="no progress bar: one line per epoch (logs, CI)")
-    add_config_arguments(p)
-
-
-def build_config(args: argparse.Namespace):
-    """TrainConfig from --recipe, --config and the flags (or the resumed run's config)."""
-    from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.config import TrainConfig, cli_overrides
-    from cnnlab.train.engine import RESUME_MUTABLE
-    from cnnlab.train.recipes import get_recipe
-
-    overrides = cli_overrides(args)
-    if args.quiet and "progress" not in overrides:
-        overrides["progress"] = "line"
-    if getattr(args, "resume", None):
-        if args.recipe or args.config_file:
-            raise ConfigError("--resume takes the run's own config; drop --recipe/--config")
-        ckpt = load_checkpoint(args.resume, prefer="last")
-        base = ckpt.config
-        changed = [k for k, v in overrides.items() if k not in RESUME_MUTABLE and getattr(base, k) != v]
-        if changed:
-            raise ConfigError(f"cannot change {', '.join(changed)} when resuming (only "
-                              f"{', '.join(RESUME_MUTABLE)}); start a new run instead")
-        overrides.setdefault("out_dir", str(ckpt.path.parent))
-        return TrainConfig.from_dict(overrides, base)
-    base = get_recipe(args.recipe) if args.recipe else TrainConfig()
-    if args.config_file:
-        base = TrainConfig.from_yaml(args.config_file, base)
-    return TrainConfig.from_dict(overrides, base)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.engine import fit
 
@@ -123,67 +86,55 @@ def final_line(f: dict) -> str:
 
 # ---------------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_dataset
+    """The checkpoint's own task decides the metrics (a segmentation run gets mean IU, ...)."""
     from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.engine import resolve_device
-    from cnnlab.train.metrics import evaluate
+    from cnnlab.train.evaluation import evaluate_checkpoint
+    from cnnlab.train.task import get_task
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.bootstrap and (args.bootstrap < 2 or not 0 < args.confidence < 1):
         raise ConfigError(f"--bootstrap needs B >= 2 resamples and --confidence in (0, 1), got {args.bootstrap} "
                           f"and {args.confidence}")
+    tta = None if args.tta is None else canonical_tta(args.tta, "--tta")
     ckpt = load_checkpoint(args.checkpoint)
-    cfg = ckpt.config
-    tta = args.tta if args.tta is not None else cfg.tta
-    tta = canonical_tta(tta, "--tta")
+    r = evaluate_checkpoint(ckpt, data=args.data, data_dir=args.data_dir, split=args.split, tta=tta,
+                            batch_size=args.batch_size, device=args.device, use_ema=not args.no_ema)
+    boot = bootstrap_of(ckpt, r, args) if args.bootstrap else None
+    if args.json:
+        extra = {"bootstrap": boot.to_dict()} if boot is not None else {}
+        print(json.dumps({**r, **extra}, indent=1))
+        return 0
+    if boot is not None:
+        print(f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):")
+        print(f"  loss {r['loss']:.4f}  top-5 {100 * r['top5']:.2f}%")
+        print_bootstrap(boot)
+        return 0
+    print("\n".join(get_task(r["task"]).report_lines(r)))
+    return 0
+
+
+def bootstrap_of(ckpt, r: dict, args: argparse.Namespace):
+    """Percentile bootstrap intervals of top-1 and per-class accuracy over the evaluated images."""
+    from cnnlab.ensemble.bootstrap import bootstrap_accuracy, predict_labels
+    from cnnlab.train.evaluation import load_eval_data
+    from cnnlab.train.process import resolve_device
+    from cnnlab.train.task import resize_input
+
+    if r["task"] != "classification":
+        raise ConfigError(f"--bootstrap resamples images scored right or wrong (classification); {r['checkpoint']} "
+                          f"is a {r['task']} checkpoint")
     device = resolve_device(args.device)
     model = ckpt.build_model(use_ema=not args.no_ema).to(device)
-    data_name = args.data or ckpt.meta.get("data") or cfg.data
-    data = load_dataset(data_name, split=args.split, data_dir=args.data_dir or cfg.data_dir)
-    m = ckpt.meta
-    if tuple(data.image_shape[:1]) != (m["in_chans"],) or data.num_classes != m["num_classes"]:
-        raise ConfigError(f"{data_name} ({data.num_classes} classes, {data.image_shape[0]} channels) does not "
-                          f"match the checkpoint ({m['num_classes']} classes, {m['in_chans']} channels)")
-    img = m["img_size"]
-
-    def prepare(x):
-        import torch.nn.functional as F
-
-        return x if x.shape[-1] == img else F.interpolate(x, size=(img, img), mode="bilinear", align_corners=False)
-
-    # normalise as in training (the training split's statistics travel in the checkpoint)
-    data.mean, data.std = tuple(m["mean"]), tuple(m["std"])
-    metrics = evaluate(model, data, batch_size=args.batch_size, tta=tta, device=device, prepare=prepare)
-    classes = ckpt.classes or data.classes
-    boot = None
-    if args.bootstrap:
-        from cnnlab.ensemble.bootstrap import bootstrap_accuracy, predict_labels
-
-        pred = predict_labels(model, data, tta=tta, batch_size=args.batch_size, device=device, prepare=prepare)
-        boot = bootstrap_accuracy(pred == data.labels, data.labels, num_classes=len(classes), classes=classes,
-                                  resamples=args.bootstrap, confidence=args.confidence, seed=args.bootstrap_seed)
-    if boot is not None and args.plot:
+    _, data = load_eval_data(ckpt, args.data, args.data_dir, args.split)
+    size = ckpt.meta["img_size"]
+    pred = predict_labels(model, data, tta=r["tta"], batch_size=args.batch_size, device=device,
+                          prepare=lambda x: resize_input(x, size))
+    boot = bootstrap_accuracy(pred == data.labels, data.labels, num_classes=len(r["classes"]), classes=r["classes"],
+                              resamples=args.bootstrap, confidence=args.confidence, seed=args.bootstrap_seed)
+    if args.plot:
         from cnnlab.ensemble.plots import plot_bootstrap
 
         plot_bootstrap(boot, args.plot)
-    if args.json:
-        extra = {"bootstrap": boot.to_dict()} if boot is not None else {}
-        print(json.dumps({"checkpoint": str(ckpt.path), "data": data_name, "split": args.split, "tta": tta,
-                          **metrics, "classes": classes, **extra}, indent=1))
-        return 0
-    print(f"{ckpt.path} on {data_name}/{args.split} ({metrics['n']} images, TTA {tta}):")
-    if boot is not None:
-        from cnnlab.ensemble.commands import print_bootstrap
-
-        print(f"  loss {metrics['loss']:.4f}  top-5 {100 * metrics['top5']:.2f}%")
-        print_bootstrap(boot)
-        return 0
-    print(f"  loss {metrics['loss']:.4f}  top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%")
-    width = max(len(c) for c in classes)
-    for name, acc in zip(classes, metrics["per_class"]):
-        print(f"  {name:<{width}}  {100 * acc:6.2f}%")
-    return 0
+    return boot
 
 
 # ------------------------------------------------------------------------------- predict
@@ -194,11 +145,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise ConfigError(f"--topk must be >= 1, got {args.topk}")
     ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.build_model()
-    m = ckpt.meta
-    # preprocess like training: the dataset's mean/std at the trained size, no crop for small inputs
-    model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "weights": None, "img_size": m["img_size"],
-                            "mean": tuple(m["mean"]), "std": tuple(m["std"]), "in_chans": m["in_chans"]}
+    ckpt.require_task("classification", "predict")
+    model = ckpt.build_model()  # preprocesses like training: the data's mean/std at the trained size
     results = classify(model, [Path(p) for p in args.images], topk=args.topk, class_names=ckpt.classes or None)
     if args.json:
         print(json.dumps([{"image": img, "top": [{"class": c, "prob": p} for c, p in res]}

@@ -115,7 +115,7 @@ class TrainConfig:
     seed: int = _f(0, "seed for initialisation, data order and augmentation")
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms(True) (needed for bitwise resume on GPU)")
     device: str = _f("auto", "auto|cpu|cuda|cuda:N")
-    threads: int = _f(0, "torch intra-op CPU threads (0 = leave torch's default)")
+    threads: int = _f(0, "torch intra-op CPU threads (0 = torch's default: the physical cores, or OMP_NUM_THREADS)")
     amp: str = _f("off", "autocast: " + "|".join(AMP_MODES) + " (auto: bf16 where the CPU/GPU computes it natively)")
     channels_last: bool = _f(False, "NHWC memory format (tensor-core GPUs; oneDNN CPUs: 1.8x for FastNet in bf16)")
     compile: bool = _f(False, "torch.compile the model (30-50 s compile on CPU)")

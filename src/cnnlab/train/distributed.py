@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +92,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, nproc: int, port: int, cfg: Any, kwargs: dict[str, Any]) -> None:
+def _worker(rank: int, fit: Callable[..., Any], nproc: int, port: int, cfg: Any, kwargs: dict[str, Any]) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "LOCAL_RANK": str(rank), "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)})
-    from cnnlab.train.engine import fit
-
     if kwargs.get("model") is not None:
         # torch.multiprocessing hands tensors over in shared memory: without a private copy every
         # process would step the same parameters. (Datasets stay shared: they are only read.)
@@ -105,12 +104,22 @@ def _worker(rank: int, nproc: int, port: int, cfg: Any, kwargs: dict[str, Any]) 
     fit(cfg, **kwargs)
 
 
-def launch(cfg: Any, nproc: int, **kwargs: Any) -> None:
-    """Run ``fit(cfg, **kwargs)`` in ``nproc`` spawned processes; returns when all have finished.
+def launch(fit: Callable[..., Any], cfg: Any, nproc: int, **kwargs: Any) -> None:
+    """Run ``fit(cfg, **kwargs)`` in ``nproc`` spawned processes; returns when all have finished (``fit`` is
+    the engine's, passed in so that this lower module does not import the engine).
 
     Errors in a child (a CnnlabError included) are re-raised here by ``torch.multiprocessing``
     as ``ProcessRaisedException``; the engine converts them back to one line.
     """
     import torch.multiprocessing as mp
 
-    mp.spawn(_worker, args=(nproc, free_port(), cfg, kwargs), nprocs=nproc, join=True)
+    mp.spawn(_worker, args=(fit, nproc, free_port(), cfg, kwargs), nprocs=nproc, join=True)
+
+
+def shard_for_eval(data: Any) -> tuple[Any, bool]:
+    """``(this process's shard, sharded)``: under an initialised process group each process evaluates every
+    world-th sample (disjoint shards whose metric sums are all-reduced); otherwise the data whole."""
+    if not (dist.is_available() and dist.is_initialized()) or not hasattr(data, "subset"):
+        return data, False
+    rank, world = dist.get_rank(), dist.get_world_size()
+    return data.subset(torch.arange(rank, len(data), world)), True

@@ -1,7 +1,7 @@
 """What this CPU computes natively, and the training settings that follow from it.
 
-Machines differ between runs of the same recipe (a 2-core AMD EPYC without native bf16, a 2-core
-Intel Xeon with AVX-512-BF16 and AMX): a recipe asks for ``amp="auto"`` and this module decides,
+Machines differ between runs of the same recipe (2-core AMD EPYCs with and without AVX512-BF16, a
+2-core Intel Xeon with AVX512-BF16 and AMX): a recipe asks for ``amp="auto"`` and this module decides,
 by one stated rule, instead of tuning to one CPU silently.
 
 Rule (``resolve_amp``): on a CPU, bf16 autocast iff the CPU has native bf16 dot products --
@@ -19,9 +19,14 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["CpuInfo", "cpu_info", "load_average", "resolve_amp"]
+__all__ = ["CPU_KINDS", "CpuInfo", "cpu_info", "load_average", "resolve_amp"]
 
 _FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+# The three CPU kinds a recipe's time depends on, and how amp=auto trains on each.
+CPU_KINDS = {"amx": "AMX-BF16 (bf16 matrix tiles): bf16 autocast",
+             "avx512_bf16": "AVX512-BF16 without AMX (bf16 dot products): bf16 autocast",
+             "fp32": "no native bf16 (no AVX512-BF16, no AMX): fp32"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,11 @@ class CpuInfo:
     @property
     def native_bf16(self) -> bool:
         return "avx512_bf16" in self.flags or "amx_bf16" in self.flags
+
+    @property
+    def kind(self) -> str:
+        """One of :data:`CPU_KINDS`: ``amx``, ``avx512_bf16`` (native bf16 without AMX) or ``fp32``."""
+        return "amx" if "amx_bf16" in self.flags else "avx512_bf16" if "avx512_bf16" in self.flags else "fp32"
 
     def describe(self) -> str:
         flags = " ".join(self.flags) or "no AVX2/AVX-512/AMX"

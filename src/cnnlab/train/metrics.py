@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.models._base import AuxOutputs
+from cnnlab.train.distributed import shard_for_eval
 
 
 def logits_of(output: Any) -> torch.Tensor:
@@ -131,11 +132,9 @@ def evaluate(model: nn.Module, data: Any, *, num_classes: int | None = None, bat
         num_classes = data.num_classes if hasattr(data, "num_classes") else None
     if num_classes is None:
         raise ValueError("evaluate() needs num_classes for a plain batch iterable")
-    dist_on = torch.distributed.is_available() and torch.distributed.is_initialized()
-    sharded = dist_on and shard and _is_dataset(data) and hasattr(data, "subset")
-    if sharded:  # each process takes every world-th sample; the meters sum the disjoint shards
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        data = data.subset(torch.arange(rank, len(data), world))
+    sharded = False
+    if shard and _is_dataset(data):  # each process takes every world-th sample; the meters sum the shards
+        data, sharded = shard_for_eval(data)
     meter = ClassificationMeter(num_classes, device, sync=sharded)
     was_training = model.training
     model.eval()

@@ -71,6 +71,15 @@ def write_history_csv(path: Path, history: list[dict[str, Any]], columns: tuple[
     atomic_write(Path(path), buf.getvalue().encode())
 
 
+def read_history_csv(path: str | Path) -> list[dict[str, Any]]:
+    """A metrics.csv read back (the inverse of :func:`write_history_csv`): ``epoch`` as int, the other
+    cells as float, an empty cell as None."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (None if v in ("", None) else int(float(v)) if k == "epoch" else float(v)) for k, v in r.items()}
+            for r in rows]
+
+
 def _save_figure(fig: Any, path: Path) -> None:
     """PNG written atomically (temp file + rename), so a crash never leaves a half-written plot."""
     from cnnlab._io import save_figure

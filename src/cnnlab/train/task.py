@@ -52,6 +52,15 @@ class DataSpec:
     mean: list[float]
     std: list[float]
 
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], data_size: tuple[int, int] | None = None) -> DataSpec:
+        """The spec a checkpoint was trained with (its ``meta``, as :meth:`Task.meta` wrote it); ``data_size``:
+        the (H, W) of the data it will now see (default: the trained input size)."""
+        size = meta["img_size"]
+        return cls(num_classes=meta["num_classes"], in_chans=meta["in_chans"], img_size=size,
+                   data_size=tuple(data_size or (size, size)), classes=list(meta["classes"]),
+                   mean=list(meta["mean"]), std=list(meta["std"]))
+
 
 @dataclass
 class StepContext:
@@ -87,10 +96,22 @@ def sum_losses(losses: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Te
 
 
 def resize_input(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize to ``size x size`` when the data's size differs from the model's input size."""
+    """Bilinear resize to ``size x size`` when the data's size differs from the model's input size (the one
+    place every task, evaluation, ensemble and feature extractor resizes a batch)."""
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x
+
+
+def resize_input_and_mask(x: torch.Tensor, mask: torch.Tensor | None,
+                          size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`resize_input` for the image and nearest-neighbour for its label mask (labels must not be
+    interpolated)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x, mask
+    if mask is not None:
+        mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    return resize_input(x, size), mask
 
 
 def add_input_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -113,6 +134,8 @@ class Task:
     train_score = "score"  # the running training score of StepOutput (train_ column, progress)
     loss_label = "loss"
     tta_modes: tuple[str, ...] = ("none",)
+    command = "cnnlab"  # the CLI whose eval/predict take this task's checkpoints ("cnnlab segment", ...)
+    verbs: tuple[str, ...] = ("train", "eval", "predict")  # what `command VERB` offers for this task
 
     # ------------------------------------------------------------------ data
     def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
@@ -165,11 +188,11 @@ class Task:
         if hasattr(train, "set_epoch"):
             train.set_epoch(0)
         n = min(n, len(train), max(1, max_pixels // (spec.img_size * spec.img_size)))
-        from cnnlab.data.loader import _Finisher  # the loaders' own uint8 -> normalised float step
+        from cnnlab.data.loader import BatchFinisher  # the loaders' own uint8 -> normalised float step
 
         part = train.subset(torch.arange(n))
         images = part.images if hasattr(part, "images") else part.to_array().images
-        normalise = _Finisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
+        normalise = BatchFinisher(spec.mean, spec.std, None, "cpu", channels_last=False, normalize=True)
         return resize_input(normalise(images, None), spec.img_size)
 
     # ----------------------------------------------------------------- model
@@ -245,6 +268,11 @@ class Task:
     def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
               title: str) -> None:
         """Task-specific pictures at the end of a run (the curves are drawn by the engine)."""
+
+    def report_lines(self, r: dict[str, Any]) -> list[str]:
+        """The text report of :func:`~cnnlab.train.evaluation.evaluate_checkpoint`'s result ``r``."""
+        return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, TTA {r['tta']}): "
+                f"{self.score_label} {r[self.score]:.4f}, loss {r['loss']:.4f}"]
 
 
 class _Everything(dict):
@@ -345,6 +373,12 @@ class ClassificationTask(Task):
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         return {f"{prefix}_loss": metrics["loss"], f"{prefix}_top1": metrics["top1"],
                 f"{prefix}_top5": metrics["top5"]}
+
+    def report_lines(self, r: dict[str, Any]) -> list[str]:
+        width = max(len(c) for c in r["classes"])
+        return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n']} images, TTA {r['tta']}):",
+                f"  loss {r['loss']:.4f}  top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%",
+                *(f"  {name:<{width}}  {100 * acc:6.2f}%" for name, acc in zip(r["classes"], r["per_class"]))]
 
     def plots(self, run_dir: Path, final: dict[str, Any], *, model: nn.Module, data: Any, spec: DataSpec,
               title: str) -> None:

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab._io import atomic_write
 from cnnlab.data import ArrayDataset
 from cnnlab.errors import ConfigError
+from cnnlab.train.task import resize_input
 
 CACHE_VERSION = "1"
 
@@ -115,8 +115,7 @@ def extract_features(model: nn.Module, dataset, img_size: int, batch_size: int =
     out = []
     try:
         for x, _ in loader:
-            if x.shape[-1] != img_size or x.shape[-2] != img_size:
-                x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
+            x = resize_input(x, img_size)
             f = model.forward_head(model.forward_features(x), pre_logits=True)
             out.append(torch.flatten(f, 1).float().cpu())
     finally:

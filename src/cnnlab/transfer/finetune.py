@@ -31,6 +31,7 @@ from torch import nn
 from cnnlab.data.folder import FolderDataset
 from cnnlab.errors import ConfigError, DataError, WeightsError
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.rundir import default_run_dir
 from cnnlab.transfer.data import (
     channel_stats_for,
     few_shot_indices,
@@ -168,9 +169,9 @@ def _no_weights(weights: Any) -> bool:
 def _preprocessing(info, resolved, img_size: int | None) -> dict[str, Any]:
     """Input size, resize, interpolation, mean, std: the weights' (or the model's defaults from scratch),
     with the resize scaled along when ``img_size`` overrides the input size."""
-    from cnnlab.models.weights import _meta
+    from cnnlab.models.weights import weights_meta
 
-    meta = dict(resolved.meta) if resolved is not None else _meta(info, None)
+    meta = dict(resolved.meta) if resolved is not None else weights_meta(info, None)
     pre = {k: meta[k] for k in ("input_size", "resize_size", "interpolation", "mean", "std")}
     if img_size is not None and img_size != pre["input_size"]:
         pre["resize_size"] = round(img_size * pre["resize_size"] / pre["input_size"])
@@ -181,8 +182,7 @@ def _preprocessing(info, resolved, img_size: int | None) -> dict[str, Any]:
 def _run_dir(cfg: TrainConfig, model: str, mode: str) -> Path:
     if cfg.out_dir:
         return Path(cfg.out_dir)
-    data = cfg.data.replace("imagefolder:", "").rstrip("/").replace("/", "_").replace(":", "_")
-    return Path("runs") / f"{model}-{mode}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return default_run_dir(cfg.data, model, mode)
 
 
 def finetune(model: str = "resnet18", weights: Any = "imagenet", data: str | None = None,
@@ -293,7 +293,7 @@ def _pretrained_model(model: str, resolved, pre: dict, train_data, cfg: TrainCon
         net = create_model(model, num_classes=train_data.num_classes, in_chans=in_chans, img_size=img_size,
                            weights=resolved, **cfg.model_kwargs)
     except WeightsError as e:
-        from cnnlab.models._registry import SMALL_INPUT_MAX
+        from cnnlab.models import SMALL_INPUT_MAX
 
         if img_size <= SMALL_INPUT_MAX:
             raise WeightsError(f"{e} -- at img_size <= {SMALL_INPUT_MAX} the zoo builds {model}'s small-input "

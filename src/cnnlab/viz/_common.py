@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnlab._source import LoadedModel
 from cnnlab.predict import ImageLike, load_image, preprocess
+from cnnlab.train.source import LoadedModel
 
 
 @dataclass(frozen=True)

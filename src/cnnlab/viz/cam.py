@@ -36,15 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.errors import ConfigError
 from cnnlab.predict import ImageLike
+from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.viz._common import ModelView, model_view, pyplot
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "integrated-gradients")
 LAYER_METHODS = ("gradcam", "gradcam++", "scorecam")
 
-__all__ = ["METHODS", "CamResult", "cam", "gradcam_pp_map", "plot_cams", "scorecam_map", "target_layer"]
+__all__ = ["METHODS", "CamResult", "cam", "gradcam_pp_map", "integrated_gradients", "plot_cams", "scorecam_map",
+           "target_layer"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,17 @@ def _resolve_target(target: int | str | None, names: Sequence[str], probs: torch
     raise ConfigError(f"unknown target class {target!r}{hint} (give a class name or an index 0..{len(names) - 1})")
 
 
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, steps: int = 32) -> torch.Tensor:
+    """Sundararajan et al. 2017, Eq. 1 with baseline 0 (the mean image after normalisation), Captum's
+    Gauss-Legendre rule over ``steps`` points: attributions shaped like ``x``. Completeness (their Prop. 1): they
+    sum to ``f_target(x) - f_target(0)`` up to the integration error."""
+    from captum.attr import IntegratedGradients
+
+    with torch.enable_grad():
+        return IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
+                                                    internal_batch_size=8)
+
+
 def cam(source: str | os.PathLike | nn.Module | LoadedModel, image: ImageLike, method: str = "gradcam", *,
         target: int | str | None = None, layer: str | None = None, topk: int = 5,
         weights: str | None = "imagenet", scorecam_batch: int = 32, ig_steps: int = 32) -> CamResult:
@@ -240,11 +252,7 @@ def cam(source: str | os.PathLike | nn.Module | LoadedModel, image: ImageLike, m
 
             heat = Saliency(model).attribute(x, target=t, abs=True)[0].amax(dim=0)
         else:
-            from captum.attr import IntegratedGradients
-
-            attr = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=ig_steps,
-                                                        internal_batch_size=8)
-            heat = attr[0].abs().sum(dim=0)
+            heat = integrated_gradients(model, x, t, ig_steps)[0].abs().sum(dim=0)
     heat = heat.detach().clamp(min=0)
     flat = int(heat.argmax())
     peak = divmod(flat, heat.shape[1])

@@ -18,7 +18,7 @@ def _cmd_filters(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from cnnlab._console import make_console
-    from cnnlab._source import load_model
+    from cnnlab.train.source import load_model
     from cnnlab.viz._common import save
     from cnnlab.viz.filters import filter_stats, plot_filters
 
@@ -44,7 +44,7 @@ def _cmd_filters(args: argparse.Namespace) -> int:
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
-    from cnnlab._source import load_model
+    from cnnlab.train.source import load_model
     from cnnlab.viz._common import save
     from cnnlab.viz.features import feature_maps, plot_feature_maps
 
@@ -59,7 +59,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
 
 
 def _cmd_cam(args: argparse.Namespace) -> int:
-    from cnnlab._source import load_model
+    from cnnlab.train.source import load_model
     from cnnlab.viz._common import save
     from cnnlab.viz.cam import cam, plot_cams
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab._source import LoadedModel, load_model
-from cnnlab.analysis.summary import _geo_str
+from cnnlab.analysis.summary import format_geo
 from cnnlab.errors import ConfigError
 from cnnlab.predict import ImageLike
+from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.viz._common import ModelView, minmax, model_view, pyplot, tile
 
 __all__ = ["FeatureMaps", "default_layers", "feature_maps", "plot_feature_maps"]
@@ -45,8 +45,8 @@ class FeatureMaps:
     @property
     def title(self) -> str:
         shape = "x".join(map(str, self.output_shape[1:])) if self.output_shape else "?"
-        return (f"{self.layer} ({self.type}): output {shape}, receptive field {_geo_str(self.receptive_field)} px, "
-                f"jump {_geo_str(self.jump)} px")
+        return (f"{self.layer} ({self.type}): output {shape}, receptive field {format_geo(self.receptive_field)} px, "
+                f"jump {format_geo(self.jump)} px")
 
 
 def default_layers(model: nn.Module) -> list[str]:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab._source import LoadedModel, load_model
 from cnnlab.errors import ConfigError
+from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.viz._common import minmax, pyplot, tile
 
 __all__ = ["FilterStats", "conv_layers", "filter_grid", "filter_stats", "first_conv", "plot_filters"]

@@ -15,7 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab.errors import UnknownModelError
+from cnnlab.errors import CheckpointError, UnknownModelError
+from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.task import get_task
 
 __all__ = ["LoadedModel", "load_model"]
 
@@ -44,8 +46,12 @@ def _class_names(model: nn.Module, given: list[str] | None = None) -> list[str]:
     return list(names) if len(names) == width else [str(i) for i in range(width)]
 
 
-def load_model(source: str | os.PathLike | nn.Module | LoadedModel, weights: str | None = "imagenet") -> LoadedModel:
+def load_model(source: str | os.PathLike | nn.Module | LoadedModel, weights: str | None = "imagenet",
+               tasks: tuple[str, ...] = ("classification",)) -> LoadedModel:
     """``source``: a registered model name, a run directory / checkpoint file, or a module.
+
+    ``tasks``: the kinds of run the caller can use (``viz`` and ``predict`` take classifiers; ``export`` any
+    task whose model is one forward pass); another run is one error naming the command for it.
 
     A name is built with ``weights`` (``"imagenet"``, a file path, or ``None``: random init); a run
     loads its best checkpoint (EMA weights if kept) and preprocesses like training did (the
@@ -57,15 +63,13 @@ def load_model(source: str | os.PathLike | nn.Module | LoadedModel, weights: str
         return LoadedModel(source.eval(), type(source).__name__, "module", _class_names(source))
     path = Path(source)
     if path.exists():
-        from cnnlab.train.checkpoint import load_checkpoint
-
         ckpt = load_checkpoint(path)
+        if ckpt.task not in tasks:
+            raise CheckpointError(f"{ckpt.path} is a {ckpt.task} checkpoint; this command takes "
+                                  f"{' or '.join(tasks)} models (a zoo name or a run); see "
+                                  f"`{get_task(ckpt.task).command} --help` for what works on it")
         model = ckpt.build_model()
-        m = ckpt.meta
-        model.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "weights": None, "img_size": m["img_size"],
-                                "mean": tuple(m["mean"]), "std": tuple(m["std"]), "in_chans": m["in_chans"],
-                                "num_classes": m["num_classes"]}
-        return LoadedModel(model, m.get("model") or type(model).__name__, str(ckpt.path),
+        return LoadedModel(model, ckpt.meta.get("model") or type(model).__name__, str(ckpt.path),
                            _class_names(model, ckpt.classes or None))
     from cnnlab.models import create_model, get_model_info
 

@@ -1,0 +1,43 @@
+"""The Segment tab: a scene through a segmentation run's model -> the colour overlay and class fractions.
+
+Calls ``segment_images``, the function behind ``cnnlab segment predict``. Detection has no runs
+to show yet; its tab says so.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.segmentation import segment_images
+from cnnlab.ui.runs import find_runs, run_task
+
+
+def segmentation_runs(runs_dir: str | Path) -> list[str]:
+    """Run directories under ``runs_dir`` that trained a segmentation model, newest first."""
+    return [str(r) for r in find_runs(runs_dir) if run_task(r) == "segmentation"]
+
+
+def segment_scene(run_dir: str | None, image: str | None) -> tuple[Image.Image, dict[str, float]]:
+    """``(overlay, {class: pixel fraction})``: the image beside its predicted label map."""
+    run_dir = (run_dir or "").strip()
+    if not run_dir:
+        raise ConfigError("no segmentation run chosen: pick one, or train one with `cnnlab segment train`")
+    if not Path(run_dir).exists():
+        raise ConfigError(f"run directory not found: {run_dir}")
+    if not image:
+        raise DataError("no image: upload a scene or pick a sample photo")
+    task = run_task(run_dir) if Path(run_dir).is_dir() else None
+    if task not in (None, "segmentation"):
+        raise ConfigError(f"{run_dir} is a {task} run; the Segment tab needs a segmentation run")
+    with tempfile.TemporaryDirectory(prefix="cnnlab-ui-seg-") as out:
+        (r,) = segment_images(run_dir, [image], out_dir=out, device="cpu")
+        with Image.open(r["overlay"]) as img:
+            img.load()
+            overlay = img.copy()
+    fractions: dict[str, Any] = dict(sorted(r["fractions"].items(), key=lambda kv: -kv[1]))
+    return overlay, fractions
