@@ -10,7 +10,7 @@ the teaching parts: :mod:`~cnnlab.detection.boxes`, :mod:`~cnnlab.detection.anch
 :mod:`~cnnlab.detection.rpn`, :mod:`~cnnlab.detection.roi_heads`.
 """
 
-from cnnlab.detection import models, task  # noqa: F401 - register the detectors and the detection task
+from cnnlab.detection import models, task, yolo  # noqa: F401 - register the detectors and the detection task
 from cnnlab.detection.anchors import AnchorGrid, anchor_grid, cell_anchors
 from cnnlab.detection.backbones import build_backbone
 from cnnlab.detection.boxes import decode, encode, match, sample_balanced
