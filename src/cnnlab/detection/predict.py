@@ -86,7 +86,7 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
     """Detections of each image file in its own pixels; with ``out_dir`` one PNG per image
     (``<stem>-detections.png``) with the boxes drawn (and the proposals for ``show="proposals"``)."""
     from cnnlab.detection.render import write_detections_png
-    from cnnlab.detection.task import resize_batch
+    from cnnlab.train.task import resize_input
 
     if show not in (None, "proposals"):
         raise ConfigError(f"--show {show!r} is not known; use --show proposals")
@@ -102,7 +102,7 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
     for path in images:
         u8 = _read(path, m["in_chans"])
         h, w = u8.shape[-2:]
-        x, _ = resize_batch((u8[None].float() / 255 - mean) / std, None, size)
+        x = resize_input((u8[None].float() / 255 - mean) / std, size)
         with torch.inference_mode():
             det = model(x.to(dev))[0]
             props = model.propose(x.to(dev))[0][0] if show and hasattr(model, "propose") else None

@@ -15,26 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.train.task import DataSpec, StepContext, StepOutput, Task, autocast_for, register_task, sum_losses
+from cnnlab.train.task import (
+    DataSpec,
+    StepContext,
+    StepOutput,
+    Task,
+    autocast_for,
+    register_task,
+    resize_input_and_boxes,
+    sum_losses,
+)
 
 EVAL_LOSS_SEED = 0
-
-
-def resize_batch(x: torch.Tensor, boxes: list[torch.Tensor] | None, size: int
-                 ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-    """Images bilinear to ``size x size``, boxes scaled with them (the data's size may differ from the model's)."""
-    h, w = x.shape[-2:]
-    if (h, w) == (size, size):
-        return x, boxes
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    if boxes is not None:
-        scale = torch.tensor([size / w, size / h, size / w, size / h], device=x.device)
-        boxes = [b * scale.to(b.device) for b in boxes]
-    return x, boxes
 
 
 def to_targets(target: dict) -> list[dict[str, torch.Tensor]]:
@@ -106,7 +101,7 @@ class DetectionTask(Task):
 
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, target = batch
-        x, boxes = resize_batch(x, target["boxes"], ctx.spec.img_size)
+        x, boxes = resize_input_and_boxes(x, target["boxes"], ctx.spec.img_size)
         targets = [{"boxes": b, "labels": lb} for b, lb in zip(boxes, target["labels"])]
         loss, parts = sum_losses(model(x, targets))
         net = unwrap(model)  # a two-stage model keeps its RoI head's accuracy; another may keep its own
@@ -133,7 +128,7 @@ class DetectionTask(Task):
         try:
             for x, target in loader:
                 h, w = x.shape[-2:]
-                xr, boxes = resize_batch(x, target["boxes"], spec.img_size)
+                xr, boxes = resize_input_and_boxes(x, target["boxes"], spec.img_size)
                 with autocast_for(torch.device(device), amp):
                     preds = model(xr)
                     if hasattr(model, "losses"):

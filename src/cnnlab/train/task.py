@@ -114,6 +114,18 @@ def resize_input_and_mask(x: torch.Tensor, mask: torch.Tensor | None,
     return resize_input(x, size), mask
 
 
+def resize_input_and_boxes(x: torch.Tensor, boxes: list[torch.Tensor] | None,
+                           size: int) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """:func:`resize_input` for the images and each image's xyxy boxes scaled with them."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x, boxes
+    if boxes is not None:
+        scale = torch.tensor([size / w, size / h, size / w, size / h])
+        boxes = [b * scale.to(b.device) for b in boxes]
+    return resize_input(x, size), boxes
+
+
 def add_input_noise(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Input-noise injection (Bishop 1995: training with noise ~ Tikhonov regularisation)."""
     return x + sigma * torch.randn_like(x) if sigma > 0 else x
