@@ -52,7 +52,7 @@ def test_train_eval_predict(run, tmp_path, capsys):
         with Image.open(r["png"]) as im:
             assert im.size[0] >= 256 and im.mode in ("RGB", "RGBA")
     _one_line_error(capsys, ["export", str(out), "--format", "onnx", "--output", str(tmp_path / "m.onnx")],
-                    "is a detection checkpoint")
+                    "cannot be exported to onnx: proposal selection")
     _one_line_error(capsys, ["export", "faster_rcnn_fastnet", "--weights", "none", "--output",
                              str(tmp_path / "m.onnx")], "cannot be exported to onnx: proposal selection")
     assert not (tmp_path / "m.onnx").exists()

@@ -146,5 +146,16 @@ def test_yolo_trains_through_the_engine_with_the_detection_task(tmp_path):
     first, last = r.history[0], r.history[-1]
     assert {"train_coord", "train_obj", "train_noobj", "train_cls"} <= set(last)
     assert last["train_loss"] < first["train_loss"] and 0 <= r.final["map_50"] <= 1
+
+    # `cnnlab export RUN` of a YOLO run: the one-pass grid graph, verified by ONNX Runtime, its layout in the sidecar
+    import json
+
+    from cnnlab.cli import main
+
+    onnx = tmp_path / "yolo.onnx"
+    assert main(["export", str(r.run_dir), "--output", str(onnx), "--latency-runs", "0"]) == 0
+    side = json.loads(onnx.with_name("yolo.onnx.json").read_text())
+    assert side["output"]["shape"] == [1, 4, 4, 5 * 2 + 10] and side["output"]["meaning"].startswith("YOLO v1 grid")
+    assert side["verification"]["max_abs_diff"] < 1e-4
     assert r.final["loss"] == r.final["loss"]  # the validation loss through YOLOv1.losses (not NaN)
     assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -164,6 +164,11 @@ class YOLOv1(nn.Module):
     grid tensor (what ONNX export and the tests read).
     """
 
+    # what an exported file's output is (written to the export's sidecar)
+    export_meaning = ("YOLO v1 grid [N, S, S, 5B + C]: per cell B boxes (x, y in the cell, sqrt w, sqrt h, confidence; "
+                      "sigmoids) and C class probabilities (softmax); decode and NMS as "
+                      "cnnlab.detection.yolo.decode_predictions does")
+
     def __init__(self, backbone: FeatureBackbone, num_classes: int, img_size: int = 128, boxes_per_cell: int = 2,
                  head: str = "conv", grid: int | None = None, score_thresh: float = 0.01, nms_thresh: float = 0.5,
                  max_detections: int = 100) -> None:

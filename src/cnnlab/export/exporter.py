@@ -257,11 +257,13 @@ def export_model(source: str | os.PathLike | nn.Module | LoadedModel, path: str 
     line when the model cannot be exported or the file does not reproduce PyTorch's outputs.
     """
     exporter = _check_options(format, exporter, opset)
-    loaded = load_model(source, weights, tasks=("classification", "segmentation"))
+    loaded = load_model(source, weights, tasks=("classification", "segmentation", "detection"))
     model = loaded.model.eval()
     unsupported = getattr(model, "export_unsupported", None)  # a model that says why it has no static graph
     if unsupported:
         raise ExportError(f"{loaded.name} cannot be exported to {format}: {unsupported}")
+    if callable(getattr(model, "export_view", None)):  # a one-pass detector: its graph up to decoding and NMS
+        model = model.export_view().eval()
     path = Path(path) if path is not None else Path(f"{loaded.name}{SUFFIX[format]}")
     x1 = reference_input(loaded, 1)
     checks = [x1, reference_input(loaded, 2)] if dynamic_batch else [x1]
@@ -305,8 +307,9 @@ def _sidecar(loaded: LoadedModel, r: ExportResult) -> dict[str, Any]:
         "exporter": r.exporter, "opset": r.opset, "torch": torch.__version__,
         "input": {"name": "input", "shape": [batch, c, h, w], "dtype": "float32", "layout": "NCHW"},
         "output": {"name": "logits", "shape": [batch, *r.output_shape[1:]], "dtype": "float32",
-                   "meaning": "unnormalised class scores per pixel [N, K, H, W]; softmax over K gives probabilities"
-                   if len(r.output_shape) == 4 else "unnormalised class scores; softmax gives probabilities"},
+                   "meaning": getattr(loaded.model, "export_meaning", None) or (
+                       "unnormalised class scores per pixel [N, K, H, W]; softmax over K gives probabilities"
+                       if len(r.output_shape) == 4 else "unnormalised class scores; softmax gives probabilities")},
         "class_names": loaded.class_names,
         "preprocess": {
             "steps": ["resize the shorter side to resize_size (interpolation)", "center-crop input_size",
