@@ -1,4 +1,4 @@
-"""Object detection: R-CNN -> SPPNet -> Fast R-CNN -> Faster R-CNN -> YOLO v1 (issue 22).
+"""Object detection: R-CNN -> SPPNet -> Fast R-CNN -> Faster R-CNN -> YOLO v1 (the lectures' story of speed-ups).
 
 Model contract (torchvision's ``generalized_rcnn`` shape, without its 800-px resize): ``model(images, targets)``
 with float ``[B, C, H, W]`` images (normalised, fixed size) and targets a list of B dicts ``{"boxes": [n, 4] xyxy

@@ -172,7 +172,7 @@ def bottleneck(ctx: Context) -> Result:
     setup = ("MACs of each block counted by tracing real nn.Conv2d modules (cnnlab.inspect) and by the formula "
              "(cnnlab.analysis.bottleneck_cost); first case: 28x28x192 -> 5x5 conv to 32 channels, with and "
              "without a 1x1 reduction to 16 (the 120.4 M -> 12.4 M example; GoogLeNet inception 3a's 5x5 branch). "
-             "The accuracy arm (issue 23: 'accuracy kept') is not part of this version.")
+             "The accuracy arm ('accuracy kept') is not part of this version.")
     return Result({"rows": rows}, setup, rows)
 
 
