@@ -16,7 +16,7 @@ SCENES = "fashion-scenes:size=64,max_items=2,n_train=32,n_test=8"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """One tiny classification run and one tiny segmentation run (1 epoch each), and a photo."""
+    """One tiny run of each task (1 epoch each), and a photo."""
     root = tmp_path_factory.mktemp("by_task")
     common = dict(epochs=1, batch_size=16, progress="none", plots=False, tensorboard=False, threads=1)
     cls = fit(TrainConfig(model="lenet5", data="synthetic", train_subset=64, out_dir=str(root / "cls"),
@@ -25,9 +25,12 @@ def runs(tmp_path_factory):
     test = load_dataset(SCENES, "test", data_dir=root)
     seg = fit(TrainConfig(task="segmentation", model="fcn32s_fastnet", data=SCENES, data_dir=str(root),
                           out_dir=str(root / "seg"), **common), train_data=train, test_data=test).run_dir
+    det = fit(TrainConfig(task="detection", model="yolo_v1_fastnet", data=SCENES, data_dir=str(root),
+                          out_dir=str(root / "det"), **common), train_data=train, test_data=test).run_dir
     photo = root / "photo.png"
     Image.fromarray((np.random.default_rng(0).random((40, 48)) * 255).astype(np.uint8)).save(photo)
-    return {"classification": str(cls), "segmentation": str(seg), "photo": str(photo), "root": str(root)}
+    return {"classification": str(cls), "segmentation": str(seg), "detection": str(det), "photo": str(photo),
+            "root": str(root)}
 
 
 def run_cli(argv, capsys):
@@ -97,3 +100,20 @@ def test_validation_commands_refuse_dense_data_and_dense_models(runs, capsys, co
     rc, _, err = run_cli([command, "--data", SCENES, "--data-dir", runs["root"], "--model", "fcn32s_fastnet",
                           "--epochs", "1", "--out-dir", runs["root"] + f"/{command}", *count], capsys)
     refused(rc, err, "segmentation")
+
+
+def test_eval_and_inspect_take_a_detection_run(runs, capsys):
+    rc, out, _ = run_cli(["eval", "--checkpoint", runs["detection"], "--data-dir", runs["root"]], capsys)
+    assert rc == 0 and "mAP" in out
+    rc, out, _ = run_cli(["inspect", runs["detection"]], capsys)
+    assert rc == 0 and "1x64x64" in out.replace(" ", "")
+
+
+def test_other_tasks_commands_refuse_a_detection_run(runs, capsys):
+    det, photo = runs["detection"], runs["photo"]
+    refused(*run_cli(["predict", "--checkpoint", det, photo], capsys)[::2], "detection", "cnnlab detect predict")
+    refused(*run_cli(["viz", "cam", det, photo], capsys)[::2], "detection", "cnnlab detect")
+    refused(*run_cli(["ensemble", det, det, "--eval"], capsys)[::2], "detection", "cnnlab ensemble")
+    refused(*run_cli(["segment", "eval", "--checkpoint", det], capsys)[::2], "detection", "cnnlab detect eval")
+    refused(*run_cli(["detect", "eval", "--checkpoint", runs["segmentation"]], capsys)[::2], "segmentation",
+            "cnnlab segment eval")
