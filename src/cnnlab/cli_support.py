@@ -4,11 +4,12 @@ TrainConfig they build, and the bootstrap table (``cnnlab eval --bootstrap``, ``
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnlab._console import make_console
 from cnnlab.errors import ConfigError
 
-__all__ = ["add_train_arguments", "build_config", "pct", "print_bootstrap"]
+__all__ = ["add_train_arguments", "build_config", "output_dir", "pct", "print_bootstrap"]
 
 
 def pct(x: float) -> str:
@@ -68,3 +69,13 @@ def print_bootstrap(boot) -> None:
     for name, c in zip(boot.classes, boot.per_class):
         t.add_row(name, pct(c.point), f"[{pct(c.low)}, {pct(c.high)}]", f"{100 * c.width:.2f}")
     make_console().print(t)
+
+
+def output_dir(path: str) -> Path:
+    """The folder a command writes its pictures into, created; one clear error when it cannot be."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from cnnlab.errors import ConfigError
 
@@ -52,8 +51,8 @@ def register(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.cli_support import build_config
     from cnnlab.detection.predict import model_for_method
-    from cnnlab.train.commands import build_config
     from cnnlab.train.engine import fit
 
     if not args.resume:  # the detection defaults, below any --recipe/--config/flags the user gave
@@ -88,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_staged(args: argparse.Namespace) -> int:
     """R-CNN / SPPNet: CNN fine-tuning, SVMs, box regressors (``cnnlab.detection.rcnn.fit_<method>``)."""
-    from cnnlab.train.commands import build_config
+    from cnnlab.cli_support import build_config
 
     try:
         from cnnlab.detection import rcnn
@@ -120,13 +119,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnlab.cli_support import output_dir
     from cnnlab.detection.predict import detect_images
 
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    out = output_dir(args.out)
     results = detect_images(args.checkpoint, args.images, out_dir=out, show=args.show,
                             score_thresh=args.score_thresh, device=args.device)
     if args.json:

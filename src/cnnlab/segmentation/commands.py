@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from cnnlab.errors import ConfigError
 
@@ -73,11 +72,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    from cnnlab.cli_support import output_dir
+
+    out = output_dir(args.out)
     from cnnlab.segmentation.predict import segment_images
 
     results = segment_images(args.checkpoint, args.images, out_dir=out)
