@@ -20,9 +20,9 @@ from torch import nn
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.train.task import (
     DataSpec,
+    DenseTask,
     StepContext,
     StepOutput,
-    Task,
     autocast_for,
     register_task,
     resize_input_and_boxes,
@@ -41,7 +41,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)  # DistributedDataParallel
 
 
-class DetectionTask(Task):
+class DetectionTask(DenseTask):
     """Image -> boxes with classes and scores. Data: a DenseDataset with boxes (``fashion-scenes``,
     ``voc:DIR``, ``coco:FILE.json``); models: the registry's detection models."""
 
@@ -71,18 +71,7 @@ class DetectionTask(Task):
             raise ConfigError(f"model {cfg.model} is a {info.task} model; detection needs one of {options}")
         return super().build_model(cfg, spec)
 
-    def check_model(self, model: nn.Module, spec: DataSpec, device: torch.device, name: str) -> None:
-        shape = (spec.in_chans, spec.img_size, spec.img_size)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(torch.zeros(2, *shape, device=device))
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise ConfigError(f"model {name} cannot take {shape[0]}x{shape[1]}x{shape[2]} inputs ({first})") from None
-        finally:
-            model.train(was_training)
+    def check_output(self, out: Any, spec: DataSpec, name: str) -> None:
         if not (isinstance(out, list) and len(out) == 2 and all({"boxes", "labels", "scores"} <= set(o) for o in out)):
             raise ConfigError(f"model {name} does not return detections (a list of boxes/labels/scores dicts)")
 
@@ -90,14 +79,6 @@ class DetectionTask(Task):
         if weighted:
             raise ConfigError("per-sample weights (boosting) are not supported for detection")
         return sum_losses  # the detector computes its own losses
-
-    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
-               return_indices: bool):
-        from cnnlab.data.dense import build_dense_loader
-
-        return build_dense_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
-                                  augment=None if cfg.augment == "none" else cfg.augment, seed=cfg.seed,
-                                  device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last)
 
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, target = batch

@@ -20,9 +20,9 @@ from cnnlab.errors import ConfigError, DataError
 from cnnlab.segmentation.metrics import label_map
 from cnnlab.train.task import (
     DataSpec,
+    DenseTask,
     StepContext,
     StepOutput,
-    Task,
     add_input_noise,
     register_task,
     resize_input_and_mask,
@@ -48,7 +48,7 @@ def predict_probs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch
     return probs
 
 
-class SegmentationTask(Task):
+class SegmentationTask(DenseTask):
     """Image -> a class per pixel (background 0). Data: a DenseDataset with masks (Fashion-MNIST
     scenes, a VOC-style folder); models: the registry's segmentation models (FCN-32s/16s/8s)."""
 
@@ -83,14 +83,6 @@ class SegmentationTask(Task):
     def criterion(self, cfg, weighted: bool):
         return nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX, label_smoothing=cfg.label_smoothing,
                                    reduction="none" if weighted else "mean")
-
-    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
-               return_indices: bool):
-        from cnnlab.data.dense import build_dense_loader
-
-        return build_dense_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
-                                  augment=None if cfg.augment == "none" else cfg.augment, seed=cfg.seed,
-                                  device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last)
 
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, target = batch

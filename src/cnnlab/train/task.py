@@ -236,6 +236,10 @@ class Task:
             raise ConfigError(f"model {name} cannot take {shape[0]}x{shape[1]}x{shape[2]} inputs ({first})") from None
         finally:
             model.train(was_training)
+        self.check_output(out, spec, name)
+
+    def check_output(self, out: Any, spec: DataSpec, name: str) -> None:
+        """What the model returned for a batch of 2 is what this task reads (a shape by default)."""
         out = out.logits if isinstance(out, AuxOutputs) else out
         want = self.expected_output(spec, 2)
         if tuple(out.shape) != want:
@@ -285,6 +289,19 @@ class Task:
         """The text report of :func:`~cnnlab.train.evaluation.evaluate_checkpoint`'s result ``r``."""
         return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, TTA {r['tta']}): "
                 f"{self.score_label} {r[self.score]:.4f}, loss {r['loss']:.4f}"]
+
+
+class DenseTask(Task):
+    """A task on dense data (:class:`~cnnlab.data.DenseDataset`: masks and/or boxes), batched by
+    :class:`~cnnlab.data.dense.DenseLoader` with joint image + mask + box augmentation."""
+
+    def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
+               return_indices: bool):
+        from cnnlab.data.dense import build_dense_loader
+
+        return build_dense_loader(dataset, batch_size=batch_size, shuffle=True, drop_last=False,
+                                  augment=None if cfg.augment == "none" else cfg.augment, seed=cfg.seed,
+                                  device=device, rank=rank, world_size=world_size, channels_last=cfg.channels_last)
 
 
 class _Everything(dict):
