@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
@@ -72,6 +73,14 @@ def load_image(image: ImageLike) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"cannot read image {path}: {reason}") from None
+
+
+def image_tensor(image: ImageLike, channels: int) -> torch.Tensor:
+    """An image file as uint8 ``[C, H, W]`` at its own size, in ``channels`` (1: grayscale, 3: RGB), the layout
+    of the in-memory datasets (dense predictions are drawn and mapped back at this size)."""
+    img = load_image(image).convert("L" if channels == 1 else "RGB")
+    u8 = torch.from_numpy(np.asarray(img).copy())
+    return u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
 
 
 def preprocess(image: ImageLike, cfg: dict[str, Any]) -> torch.Tensor:

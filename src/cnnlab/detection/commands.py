@@ -105,15 +105,14 @@ def _train_staged(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cnnlab.detection.predict import evaluate_detector
+    from cnnlab.detection.task import DetectionTask
+    from cnnlab.train.evaluation import evaluate_checkpoint
 
-    r = evaluate_detector(args.checkpoint, data=args.data, data_dir=args.data_dir, split=args.split,
-                          batch_size=args.batch_size, device=args.device)
+    r = evaluate_checkpoint(args.checkpoint, data=args.data, data_dir=args.data_dir, split=args.split,
+                            batch_size=args.batch_size, device=args.device, task="detection")
     if args.json:
         print(json.dumps(r, indent=1))
         return 0
-    from cnnlab.detection.task import DetectionTask
-
     print("\n".join(DetectionTask().report_lines(r)))
     return 0
 

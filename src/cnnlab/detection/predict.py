@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError
@@ -38,47 +37,15 @@ def model_for_method(method: str) -> str:
 
 def load_detector(checkpoint: str | Path, device: str = "auto", verb: str = "predict"):
     """(checkpoint, model in eval mode on ``device``, device) of a detection run or checkpoint file; another
-    task's checkpoint is one error naming its command. R-CNN/SPPNet runs load through
-    ``cnnlab.detection.rcnn.load_rcnn``."""
+    task's checkpoint is one error naming its command."""
+    from cnnlab.detection.task import DetectionTask
     from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.engine import resolve_device
+    from cnnlab.train.process import resolve_device
 
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_task("detection", verb)
     dev = resolve_device(device)
-    if ckpt.meta.get("method") in ("rcnn", "sppnet"):
-        from cnnlab.detection.rcnn import load_rcnn  # D2's staged fit (SVMs, box regressors)
-
-        return ckpt, load_rcnn(ckpt.path.parent).to(dev).eval(), dev
-    return ckpt, ckpt.build_model().to(dev).eval(), dev
-
-
-def evaluate_detector(checkpoint: str | Path, *, data: str | None = None, data_dir: str | None = None,
-                      split: str = "test", batch_size: int = 32, device: str = "auto") -> dict[str, Any]:
-    """mAP@0.5, mAP@[.5:.95], per-class AP and recall@100 of a detection checkpoint on a split."""
-    from cnnlab.detection.task import DetectionTask
-    from cnnlab.train.evaluation import load_eval_data
-    from cnnlab.train.task import DataSpec
-
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    ckpt, model, dev = load_detector(checkpoint, device, verb="eval")
-    name, ds = load_eval_data(ckpt, data, data_dir, split)
-    if not getattr(ds, "has_boxes", False):
-        raise ConfigError(f"{name} ({split}) has no boxes to score detections against")
-    spec = DataSpec.from_meta(ckpt.meta, data_size=tuple(ds.image_shape[1:]))
-    metrics = DetectionTask().evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off",
-                                       channels_last=False)
-    return {"checkpoint": str(ckpt.path), "task": "detection", "data": name, "split": split,
-            "classes": spec.classes, **metrics}
-
-
-def _read(path: str | Path, in_chans: int) -> torch.Tensor:
-    from cnnlab.predict import load_image
-
-    img = load_image(path).convert("L" if in_chans == 1 else "RGB")
-    u8 = torch.from_numpy(np.asarray(img).copy())
-    return u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
+    return ckpt, DetectionTask().model_from_checkpoint(ckpt).to(dev).eval(), dev
 
 
 def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str | Path | None = None,
@@ -86,6 +53,7 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
     """Detections of each image file in its own pixels; with ``out_dir`` one PNG per image
     (``<stem>-detections.png``) with the boxes drawn (and the proposals for ``show="proposals"``)."""
     from cnnlab.detection.render import write_detections_png
+    from cnnlab.predict import image_tensor
     from cnnlab.train.task import resize_input
 
     if show not in (None, "proposals"):
@@ -100,7 +68,7 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
     std = torch.tensor(m["std"]).view(1, -1, 1, 1)
     results = []
     for path in images:
-        u8 = _read(path, m["in_chans"])
+        u8 = image_tensor(path, m["in_chans"])
         h, w = u8.shape[-2:]
         x = resize_input((u8[None].float() / 255 - mean) / std, size)
         with torch.inference_mode():

@@ -52,12 +52,11 @@ class DetectionTask(DenseTask):
     loss_label = "detection loss (sum of parts)"
     command = "cnnlab detect"
 
+    annotation = ("has_boxes", "boxes", "fashion-scenes, voc:DIR, coco:FILE.json or another dataset with box "
+                  "annotations")
+
     def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
         train, val, test = super().load_data(cfg, train, val, test)
-        for split, ds in (("train", train), ("val", val), ("test", test)):
-            if ds is not None and not getattr(ds, "has_boxes", False):
-                raise DataError(f"{cfg.data} ({split}) has no boxes; use fashion-scenes, voc:DIR, coco:FILE.json "
-                                "or another dataset with box annotations")
         if train.num_boxes == 0:
             raise DataError(f"{cfg.data}: the training images hold no boxes at all; a detector cannot learn")
         return train, val, test
@@ -70,6 +69,18 @@ class DetectionTask(DenseTask):
             options = ", ".join(list_models(task="detection"))
             raise ConfigError(f"model {cfg.model} is a {info.task} model; detection needs one of {options}")
         return super().build_model(cfg, spec)
+
+    def model_from_checkpoint(self, ckpt: Any, use_ema: bool = True) -> nn.Module:
+        """R-CNN/SPPNet runs (SVMs, box regressors) load through :func:`~cnnlab.detection.rcnn.load_rcnn`."""
+        if ckpt.meta.get("method") in ("rcnn", "sppnet"):
+            from cnnlab.detection.rcnn import load_rcnn
+
+            return load_rcnn(ckpt.path.parent).eval()
+        return ckpt.build_model(use_ema=use_ema)
+
+    def check_eval_data(self, data: Any, name: str, split: str) -> None:
+        if not getattr(data, "has_boxes", False):
+            raise ConfigError(f"{name} ({split}) has no boxes to score detections against")
 
     def check_output(self, out: Any, spec: DataSpec, name: str) -> None:
         if not (isinstance(out, list) and len(out) == 2 and all({"boxes", "labels", "scores"} <= set(o) for o in out)):

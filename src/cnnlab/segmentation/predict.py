@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from cnnlab.predict import load_image
+from cnnlab.predict import image_tensor
 from cnnlab.segmentation.metrics import label_map
 from cnnlab.segmentation.render import panel, write_png
 from cnnlab.segmentation.task import predict_probs
@@ -33,9 +32,7 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
     std = torch.tensor(m["std"]).view(1, -1, 1, 1)
     results = []
     for path in images:
-        img = load_image(path).convert("L" if m["in_chans"] == 1 else "RGB")
-        u8 = torch.from_numpy(np.asarray(img).copy())
-        u8 = u8[None] if u8.ndim == 2 else u8.permute(2, 0, 1)
+        u8 = image_tensor(path, m["in_chans"])
         x = (u8[None].float() / 255 - mean) / std
         x = resize_input(x, size)
         with torch.inference_mode():

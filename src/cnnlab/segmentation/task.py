@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError
 from cnnlab.segmentation.metrics import label_map
 from cnnlab.train.task import (
     DataSpec,
@@ -60,13 +60,7 @@ class SegmentationTask(DenseTask):
     tta_modes = ("none", "flip")
     command = "cnnlab segment"
 
-    def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
-        train, val, test = super().load_data(cfg, train, val, test)
-        for split, ds in (("train", train), ("val", val), ("test", test)):
-            if ds is not None and not getattr(ds, "has_masks", False):
-                raise DataError(f"{cfg.data} ({split}) has no segmentation masks; use fashion-scenes, "
-                                "voc:DIR or another dataset with per-pixel masks")
-        return train, val, test
+    annotation = ("has_masks", "segmentation masks", "fashion-scenes, voc:DIR or another dataset with per-pixel masks")
 
     def build_model(self, cfg, spec: DataSpec) -> tuple[nn.Module, str, dict]:
         from cnnlab.models import get_model_info, list_models

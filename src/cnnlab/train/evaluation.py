@@ -48,8 +48,9 @@ def evaluate_checkpoint(checkpoint: str | Checkpoint, *, data: str | None = None
     if tta not in owner.tta_modes:
         raise ConfigError(f"--tta {tta!r} is not available for {owner.name}; use {', '.join(owner.tta_modes)}")
     dev = resolve_device(device)
-    model = ckpt.build_model(use_ema=use_ema).to(dev)
+    model = owner.model_from_checkpoint(ckpt, use_ema).to(dev)
     name, ds = load_eval_data(ckpt, data, data_dir, split)
+    owner.check_eval_data(ds, name, split)
     spec = DataSpec.from_meta(ckpt.meta, data_size=tuple(ds.image_shape[1:]))
     metrics = owner.evaluate(model, ds, spec, batch_size=batch_size, device=dev, amp="off", channels_last=False,
                              tta=tta)

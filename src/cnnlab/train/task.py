@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataError
 from cnnlab.models._base import AuxOutputs
 from cnnlab.registry import TASKS
 from cnnlab.train.config import TTA_MODES
@@ -285,6 +285,14 @@ class Task:
               title: str) -> None:
         """Task-specific pictures at the end of a run (the curves are drawn by the engine)."""
 
+    def model_from_checkpoint(self, ckpt: Any, use_ema: bool = True) -> nn.Module:
+        """The trained model of ``ckpt`` (a :class:`~cnnlab.train.checkpoint.Checkpoint` of this task), in eval
+        mode on the CPU; tasks whose runs are not one registry model (R-CNN's SVM stage) override it."""
+        return ckpt.build_model(use_ema=use_ema)
+
+    def check_eval_data(self, data: Any, name: str, split: str) -> None:
+        """One clear error when ``data`` cannot be scored by this task (e.g. no boxes for detection)."""
+
     def report_lines(self, r: dict[str, Any]) -> list[str]:
         """The text report of :func:`~cnnlab.train.evaluation.evaluate_checkpoint`'s result ``r``."""
         return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, TTA {r['tta']}): "
@@ -294,6 +302,17 @@ class Task:
 class DenseTask(Task):
     """A task on dense data (:class:`~cnnlab.data.DenseDataset`: masks and/or boxes), batched by
     :class:`~cnnlab.data.dense.DenseLoader` with joint image + mask + box augmentation."""
+
+    # (DenseDataset flag, what it is called, datasets that have it): what every split must carry
+    annotation: tuple[str, str, str] = ("has_masks", "masks", "fashion-scenes or voc:DIR")
+
+    def load_data(self, cfg, train: Any, val: Any, test: Any) -> tuple[Any, Any, Any]:
+        train, val, test = super().load_data(cfg, train, val, test)
+        flag, what, hint = self.annotation
+        for split, ds in (("train", train), ("val", val), ("test", test)):
+            if ds is not None and not getattr(ds, flag, False):
+                raise DataError(f"{cfg.data} ({split}) has no {what}; use {hint}")
+        return train, val, test
 
     def loader(self, dataset: Any, cfg, *, batch_size: int, device: torch.device, rank: int, world_size: int,
                return_indices: bool):
