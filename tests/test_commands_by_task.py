@@ -117,3 +117,11 @@ def test_other_tasks_commands_refuse_a_detection_run(runs, capsys):
     refused(*run_cli(["segment", "eval", "--checkpoint", det], capsys)[::2], "detection", "cnnlab detect eval")
     refused(*run_cli(["detect", "eval", "--checkpoint", runs["segmentation"]], capsys)[::2], "segmentation",
             "cnnlab segment eval")
+
+
+def test_train_prints_each_tasks_own_final_line(runs, capsys):
+    """`cnnlab train --task detection` reports mAP (the classification line used to fail on a missing top-1)."""
+    rc, out, _ = run_cli(["train", "--task", "detection", "--model", "yolo_v1_fastnet", "--data", SCENES,
+                          "--data-dir", runs["root"], "--epochs", "1", "--batch-size", "16", "--threads", "1",
+                          "--no-plots", "--no-tensorboard", "--out-dir", runs["root"] + "/det-train"], capsys)
+    assert rc == 0 and "final test mAP@0.5" in out and "pr_curves.png, detections.png" in out

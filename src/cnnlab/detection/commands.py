@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from cnnlab.errors import ConfigError
 
@@ -51,9 +50,8 @@ def register(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.cli_support import build_config
     from cnnlab.detection.predict import model_for_method
-    from cnnlab.train.engine import fit
+    from cnnlab.train.commands import cmd_train as train
 
     if not args.resume:  # the detection defaults, below any --recipe/--config/flags the user gave
         args.task = args.task or "detection"
@@ -66,23 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.model = model_for_method(args.method)
     if args.task not in (None, "detection"):
         raise ConfigError(f"cnnlab detect trains task=detection, not {args.task!r}")
-    cfg = build_config(args)
-    result = fit(cfg, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
-        return 0
-    if args.json:
-        print(json.dumps(result.summary(), indent=1))
-    elif result.interrupted:
-        print(f"interrupted: continue with `cnnlab detect train --resume {result.run_dir}`")
-        return 130
-    elif cfg.progress != "none":
-        f = result.final
-        if f:
-            print(f"final {f['split']} mAP@0.5 {f['map_50']:.4f}, mAP@[.5:.95] {f['map']:.4f}, "
-                  f"recall@100 {f['recall_100']:.4f}, loss {f['loss']:.4f}")
-        print(f"run directory: {result.run_dir} (metrics.csv, curves.png, pr_curves.png, detections.png, "
-              "best/last.safetensors)")
-    return 130 if result.interrupted else 0
+    return train(args)
 
 
 def _train_staged(args: argparse.Namespace) -> int:

@@ -146,6 +146,12 @@ class DetectionTask(DenseTask):
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         return {f"{prefix}_{k}": metrics.get(k) for k in ("loss", "map_50", "map", "recall_100")}
 
+    pictures = "pr_curves.png, detections.png"
+
+    def final_line(self, f: dict[str, Any]) -> str:
+        return (f"final {f['split']} mAP@0.5 {f['map_50']:.4f}, mAP@[.5:.95] {f['map']:.4f}, "
+                f"recall@100 {f['recall_100']:.4f}, loss {f['loss']:.4f}")
+
     def report_lines(self, r: dict[str, Any]) -> list[str]:
         width = max(len(c) for c in r["classes"])
         lines = [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['n_images']} images):",

@@ -123,6 +123,13 @@ class SegmentationTask(DenseTask):
             model.train(was_training)
         return meter.compute()
 
+    pictures = "predictions.png"
+
+    def final_line(self, f: dict[str, Any]) -> str:
+        tta = f" with {f['tta']} TTA (without: {f['mean_iu_no_tta']:.4f})" if f.get("tta") else ""
+        return (f"final {f['split']} mean IU {f['mean_iu']:.4f}{tta}, pixel acc {100 * f['pixel_acc']:.2f}%, "
+                f"mean acc {100 * f['mean_acc']:.2f}%, f.w. IU {f['fw_iu']:.4f}, loss {f['loss']:.4f}")
+
     def report_lines(self, r: dict[str, Any]) -> list[str]:
         width = max(len(c) for c in r["classes"])
         return [f"{r['checkpoint']} on {r['data']}/{r['split']} ({r['images']} images, {r['n']} labelled pixels, "

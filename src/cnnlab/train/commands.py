@@ -51,6 +51,7 @@ def register(sub) -> None:
 # --------------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.engine import fit
+    from cnnlab.train.task import get_task
 
     cfg = build_config(args)
     result = fit(cfg, resume=args.resume)
@@ -63,28 +64,17 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"`cnnlab train --resume {result.run_dir}`", file=sys.stderr)
         return 130
     if not args.json and cfg.progress != "none":
-        f = result.final
-        if f:
-            print(final_line(f))
+        task = get_task(cfg.task)
+        if result.final:
+            print(task.final_line(result.final))
         if result.best:
             print(f"best epoch {result.best['epoch']} ({result.best['metric']} {result.best['value']:.4f})"
                   + ("; stopped early" if result.stopped_early else ""))
-        pictures = "confusion_matrix.png" if cfg.task == "classification" else "predictions.png"
-        print(f"run directory: {result.run_dir} (metrics.csv, curves.png, {pictures}, tb/, best/last.safetensors)")
+        print(f"run directory: {result.run_dir} (metrics.csv, curves.png, {task.pictures}, tb/, "
+              "best/last.safetensors)")
     return 0
 
 
-def final_line(f: dict) -> str:
-    """One line of final metrics: top-1/top-5 for classification, the FCN scores for segmentation."""
-    if "mean_iu" in f:
-        tta = f" with {f['tta']} TTA (without: {f['mean_iu_no_tta']:.4f})" if f.get("tta") else ""
-        return (f"final {f['split']} mean IU {f['mean_iu']:.4f}{tta}, pixel acc {100 * f['pixel_acc']:.2f}%, "
-                f"mean acc {100 * f['mean_acc']:.2f}%, f.w. IU {f['fw_iu']:.4f}, loss {f['loss']:.4f}")
-    tta = f" with {f['tta']} TTA (without: {100 * f['top1_no_tta']:.2f}%)" if f.get("tta") else ""
-    return f"final {f['split']} top-1 {100 * f['top1']:.2f}%{tta}, top-5 {100 * f['top5']:.2f}%, loss {f['loss']:.4f}"
-
-
-# ---------------------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
     """The checkpoint's own task decides the metrics (a segmentation run gets mean IU, ...)."""
     from cnnlab.train.checkpoint import load_checkpoint

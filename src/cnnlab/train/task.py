@@ -285,6 +285,12 @@ class Task:
               title: str) -> None:
         """Task-specific pictures at the end of a run (the curves are drawn by the engine)."""
 
+    pictures = ""  # what plots() writes into the run directory, for the closing line of `train`
+
+    def final_line(self, f: dict[str, Any]) -> str:
+        """One line of a run's final metrics ``f`` (``FitResult.final``)."""
+        return f"final {f['split']} {self.score_label} {f[self.score]:.4f}, loss {f['loss']:.4f}"
+
     def model_from_checkpoint(self, ckpt: Any, use_ema: bool = True) -> nn.Module:
         """The trained model of ``ckpt`` (a :class:`~cnnlab.train.checkpoint.Checkpoint` of this task), in eval
         mode on the CPU; tasks whose runs are not one registry model (R-CNN's SVM stage) override it."""
@@ -421,6 +427,13 @@ class ClassificationTask(Task):
     def columns(self, prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
         return {f"{prefix}_loss": metrics["loss"], f"{prefix}_top1": metrics["top1"],
                 f"{prefix}_top5": metrics["top5"]}
+
+    pictures = "confusion_matrix.png"
+
+    def final_line(self, f: dict[str, Any]) -> str:
+        tta = f" with {f['tta']} TTA (without: {100 * f['top1_no_tta']:.2f}%)" if f.get("tta") else ""
+        return (f"final {f['split']} top-1 {100 * f['top1']:.2f}%{tta}, top-5 {100 * f['top5']:.2f}%, "
+                f"loss {f['loss']:.4f}")
 
     def report_lines(self, r: dict[str, Any]) -> list[str]:
         width = max(len(c) for c in r["classes"])
