@@ -21,7 +21,9 @@ model when this build has them; otherwise the row says "skipped" and why.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -177,6 +179,13 @@ def run_method(method: str, cfg, train, test, tmp: str) -> dict:
         return dict(method=method, note=f"skipped: {type(e).__name__}: {str(e).splitlines()[0]}")
 
 
+def write_json_atomic(path: str, rows: list[dict]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(rows, f, indent=1)
+    os.replace(tmp, path)
+
+
 def print_table(rows: list[dict]) -> None:
     base = next((r for r in rows if r["method"] == "rcnn" and "img_s" in r), None)
     print("\n| method | model | mAP@0.5 | mAP@[.5:.95] | train s | infer img/s | test-time speed-up over R-CNN |")
@@ -197,6 +206,8 @@ def main() -> int:
     ap.add_argument("--recipe", default="scenes-faster-rcnn")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None, help="keep each method's run directory under DIR (default: a temp dir)")
+    ap.add_argument("--json", default=None, help="also write the rows (with the load around each) to FILE")
     args = ap.parse_args()
     cfg = get_recipe(args.recipe).replace(seed=args.seed)
     if args.quick:
@@ -214,8 +225,13 @@ def main() -> int:
         for method in args.methods.split(","):
             if method not in METHODS:
                 raise SystemExit(f"unknown method {method!r}; use some of {', '.join(METHODS)}")
-            rows.append(run_method(method, cfg, train, test, tmp))
+            before = os.getloadavg()[0]
+            rows.append(run_method(method, cfg, train, test, args.out or tmp))
+            rows[-1].update(load_before=before, load_after=os.getloadavg()[0], cpu=cpu_info().describe(),
+                            threads=torch.get_num_threads(), data=cfg.data, epochs=cfg.epochs)
             print(rows[-1], flush=True)
+            if args.json:
+                write_json_atomic(args.json, rows)
     print_table(rows)
     print(f"\nat the end: {load_average()} (timings are indicative when it exceeds the core count)")
     fr = next((r for r in rows if r["method"] == "faster-rcnn" and "map_50" in r), None)
