@@ -118,3 +118,34 @@ def test_cnnlab_detect_eval_reads_an_rcnn_run(runs, capsys):
                  "--data-dir", str(root), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["map_50"] == pytest.approx(results["sppnet"].final["map_50"], abs=1e-6)  # same proposals, same model
+
+
+def test_the_lab_reads_speed_and_method_from_real_detection_runs(runs, tmp_path):
+    """The engine's detection runs and the staged R-CNN runs both write ``ms_per_image`` into result.json, and
+    the lab's detection_speed finds them by method (it once looked for a ``config`` key no run writes)."""
+    import json
+
+    from cnnlab.lab import Context, get_experiment
+    from cnnlab.train import fit
+
+    root, results = runs
+    cfg = TrainConfig(task="detection", model="faster_rcnn_fastnet", model_kwargs={"widths": [16, 16, 32, 32]},
+                      data=SCENES, data_dir=str(root), epochs=1, batch_size=12, optimizer="adam", lr=2e-3,
+                      schedule="constant", progress="none", tensorboard=False, plots=False, threads=1,
+                      out_dir=str(root / "faster"), eval_batch_size=12, train_subset=12)
+    fit(cfg)
+    exp = get_experiment("detection_speed")
+    ctx = Context("detection_speed", "quick", {"search": [str(root)]}, tmp_path, tmp_path, log=lambda m: None)
+    result = exp.run(ctx)
+    found = {r["method"]: r for r in result.numbers["runs"]}
+    assert list(found) == ["rcnn", "sppnet", "faster-rcnn"]
+    for method, run_dir in (("rcnn", results["rcnn"].run_dir), ("faster-rcnn", root / "faster")):
+        final = json.loads((run_dir / "result.json").read_text())["final"]
+        assert final["ms_per_image"] > 0 and final["img_per_s"] * final["ms_per_image"] == pytest.approx(1000)
+        assert found[method]["ms_per_image"] == final["ms_per_image"]
+    up = found["rcnn"]["ms_per_image"] / found["faster-rcnn"]["ms_per_image"]
+    assert found["faster-rcnn"]["speedup_over_rcnn"] == pytest.approx(up)
+    assert exp.verdict(result.numbers).status == ("confirmed" if min(
+        found["rcnn"]["ms_per_image"] / r["ms_per_image"] for m, r in found.items() if m != "rcnn") >= 10
+        else "partly" if up >= 1 else "not confirmed")
+    assert (tmp_path / "detection_speed.png").stat().st_size > 1000

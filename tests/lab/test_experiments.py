@@ -171,23 +171,20 @@ def test_quiz_structural_answers_and_rule():
     assert quiz_verdict({"answers": rows}).status == "partly"
 
 
-def test_detection_speed_reads_detection_runs(tmp_path):
-    import json
+def test_detection_speed_rule_on_planted_numbers():
+    from cnnlab.lab.experiments.detection import detection_verdict
 
-    from cnnlab.lab.experiments.quiz import detection_verdict
+    def runs(**ms):
+        return {"runs": [{"method": m, "ms_per_image": v} for m, v in ms.items()], "searched": ["runs"]}
 
-    result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
-    assert verdict.status == "not measurable" and "needs `cnnlab detect`" in verdict.reason
-    speeds = {"rcnn_alexnet": {"ms_per_image": 9000.0}, "faster_rcnn_fastnet": {"img_per_s": 8.0 + 1 / 3}}  # 120 ms
-    for model, speed in speeds.items():
-        d = tmp_path / "runs" / model
-        d.mkdir(parents=True)
-        (d / "result.json").write_text(json.dumps({"config": {"task": "detection", "model": model},
-                                                   "final": {"map_50": 0.3, **speed}}))
-    result, verdict = run_tiny("detection_speed", {"search": [str(tmp_path / "runs")]}, tmp_path)
-    assert [r["kind"] for r in result.numbers["runs"]] == ["shared", "per-proposal"]
-    assert verdict.status == "confirmed" and "75x" in verdict.reason
-    assert detection_verdict({"runs": result.numbers["runs"][:1], "searched": []}).status == "not measurable"
+    none = detection_verdict(runs(yolo=5.0))
+    assert none.status == "not measurable" and "--method rcnn" in none.reason
+    confirmed = detection_verdict(runs(rcnn=1000.0, sppnet=90.0, yolo=4.0))
+    assert confirmed.status == "confirmed" and "sppnet 11.1x" in confirmed.reason and "250.0x" in confirmed.reason
+    assert "yolo > sppnet > rcnn holds" in confirmed.reason
+    partly = detection_verdict(runs(rcnn=100.0, sppnet=40.0, **{"faster-rcnn": 50.0}))
+    assert partly.status == "partly" and "sppnet 2.5x" in partly.reason and "does not hold" in partly.reason
+    assert detection_verdict(runs(rcnn=10.0, yolo=11.0)).status == "not confirmed"
 
 
 def test_block_net_plain_twin_has_the_same_weights_and_degradation_rule():

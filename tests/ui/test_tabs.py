@@ -12,6 +12,7 @@ from PIL import Image
 from cnnlab.analysis import inspect
 from cnnlab.errors import ConfigError, DataError, UnknownModelError
 from cnnlab.train.runlog import read_history_csv, write_history_csv
+from cnnlab.train.runs import run_task
 from cnnlab.ui import calculators, runs, zoo
 
 HISTORY = [{"epoch": 1, "lr": 0.05, "train_loss": 0.9, "train_top1": 0.6, "val_loss": None, "val_top1": None,
@@ -122,7 +123,7 @@ def test_runs_table_reads_what_fit_leaves(tmp_path):
     assert table["a"][7] == 6.5  # wall: the epochs' times added
     assert table["group/b"][4] == "-"  # lr 0.123 is no recipe's
     assert table["group/b"][5] == "test_top1 0.8100 (epoch 2)"  # in progress: best so far from metrics.csv
-    assert runs.run_task(tmp_path / "seg") == "segmentation" and runs.run_task(tmp_path / "empty") is None
+    assert run_task(tmp_path / "seg") == "segmentation" and run_task(tmp_path / "empty") is None
     assert runs.runs_table(tmp_path / "missing") == []
 
 

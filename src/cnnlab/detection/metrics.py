@@ -63,3 +63,10 @@ def detection_scores(preds: list[dict], targets: list[dict], classes: list[str])
     meter = DetectionMeter(classes)
     meter.update(preds, targets)
     return meter.compute()
+
+
+def speed_fields(seconds: float, n_images: int, batch_size: int) -> dict[str, float]:
+    """``ms_per_image`` and ``img_per_s`` of ``n_images`` forward passes that took ``seconds`` in batches of
+    ``batch_size`` -- one definition for every detector (the staged R-CNN/SPPNet too)."""
+    seconds, n = max(seconds, 1e-9), max(n_images, 1)
+    return {"ms_per_image": 1000 * seconds / n, "img_per_s": n / seconds, "speed_batch": batch_size}

@@ -19,6 +19,18 @@ METHODS = ("rcnn", "sppnet", "fast-rcnn", "faster-rcnn", "yolo")
 METHOD_MODELS = {"fast-rcnn": "fast_rcnn_fastnet", "faster-rcnn": "faster_rcnn_fastnet"}
 
 
+def method_of_run(result: dict, config: dict) -> str | None:
+    """Which of :data:`METHODS` a detection run directory holds, from its ``result.json`` (the staged R-CNN /
+    SPPNet runs write ``method``) or its ``config.yaml`` model name; None for a model of no known method."""
+    if result.get("method") in METHODS:
+        return result["method"]
+    model = str(config.get("model") or "")
+    for prefix, method in (("faster_rcnn", "faster-rcnn"), ("fast_rcnn", "fast-rcnn"), ("yolo", "yolo")):
+        if model.startswith(prefix):
+            return method
+    return None
+
+
 def model_for_method(method: str) -> str:
     """The default registry model of a ``--method`` (YOLO: the first registered ``yolo*`` detector)."""
     from cnnlab.models import list_models

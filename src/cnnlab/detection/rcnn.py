@@ -296,8 +296,9 @@ def _pool5_all(model: RegionCNN, x: torch.Tensor, regions: list[torch.Tensor], m
 
 def evaluate_rcnn(model: RegionCNN, dataset, cache_dir: Path | None = None, batch_size: int = 32) -> dict[str, Any]:
     """mAP of ``model`` on a DenseDataset (selective-search proposals from the cache), plus the seconds per image
-    spent on features + classifier stage (the proposals excluded: the R-CNN vs SPPNet comparison)."""
-    from cnnlab.detection.metrics import DetectionMeter
+    spent on features + classifier stage as ``ms_per_image`` / ``img_per_s`` (the cached selective-search
+    proposals excluded: the R-CNN vs SPPNet comparison)."""
+    from cnnlab.detection.metrics import DetectionMeter, speed_fields
 
     props, _ = proposals_for(dataset.images, model.proposal_settings, cache_dir)
     x = _normalise(dataset.images, dataset.mean, dataset.std)
@@ -310,7 +311,7 @@ def evaluate_rcnn(model: RegionCNN, dataset, cache_dir: Path | None = None, batc
         seconds += time.perf_counter() - t0
         meter.update(preds, [{"boxes": b, "labels": lb} for b, lb in
                              zip(dataset.boxes[i:i + batch_size], dataset.labels[i:i + batch_size])])
-    return {**meter.compute(), "seconds_per_image": seconds / max(len(x), 1)}
+    return {**meter.compute(), **speed_fields(seconds, len(x), batch_size), "speed_excludes": "proposals"}
 
 
 _STAGE_KEYS = ("svm_c", "hard_rounds", "fc_epochs")
@@ -402,7 +403,8 @@ def _write_run(cfg, method: str, model: RegionCNN, train, final: dict, history: 
     result = FitResult(run_dir=run_dir, model=model, history=[{"epoch": e + 1, "train_loss": v} for e, v in
                                                               enumerate(history["finetune_loss"])],
                        final=final, best=None, epochs_run=cfg.epochs)
-    atomic_write(run_dir / "result.json", json.dumps(result.summary(), indent=1, default=float).encode())
+    summary = {**result.summary(), "task": "detection", "method": method}
+    atomic_write(run_dir / "result.json", json.dumps(summary, indent=1, default=float).encode())
     return result
 
 

@@ -11,6 +11,7 @@ best epoch; mAP@[.5:.95], per-class AP, recall@100), and the validation loss wit
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,11 @@ class DetectionTask(DenseTask):
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, data: Any, spec: DataSpec, *, batch_size: int, device: torch.device,
                  amp: str, channels_last: bool, tta: str = "none") -> dict[str, Any]:
-        """mAP over the whole split (at the data's pixel size) and the mean validation loss per batch."""
+        """mAP over the whole split (at the data's pixel size), the mean validation loss per batch, and the
+        detector's speed: ``ms_per_image`` / ``img_per_s`` of the forward passes alone (batch ``batch_size``,
+        the run's threads; loss and metric bookkeeping excluded) -- what the lab's detection-speed claim reads."""
         from cnnlab.data.dense import build_dense_loader
-        from cnnlab.detection.metrics import DetectionMeter
+        from cnnlab.detection.metrics import DetectionMeter, speed_fields
         from cnnlab.train.distributed import shard_for_eval
 
         data, dist_on = shard_for_eval(data)  # each process scores its shard; torchmetrics gathers in compute()
@@ -116,13 +119,15 @@ class DetectionTask(DenseTask):
         generator = torch.Generator(device=device).manual_seed(EVAL_LOSS_SEED)
         was_training = model.training
         model.eval()
-        loss_sum, n = 0.0, 0
+        loss_sum, n, forward_s = 0.0, 0, 0.0
         try:
             for x, target in loader:
                 h, w = x.shape[-2:]
                 xr, boxes = resize_input_and_boxes(x, target["boxes"], spec.img_size)
                 with autocast_for(torch.device(device), amp):
+                    tick = time.perf_counter()
                     preds = model(xr)
+                    forward_s += time.perf_counter() - tick
                     if hasattr(model, "losses"):
                         losses = model.losses(xr, [{"boxes": b, "labels": lb} for b, lb in
                                                    zip(boxes, target["labels"])], generator=generator)
@@ -140,6 +145,7 @@ class DetectionTask(DenseTask):
             torch.distributed.all_reduce(totals)
             loss_sum, n = float(totals[0]), int(totals[1])
         metrics["n_images"] = n
+        metrics.update(speed_fields(forward_s, n, batch_size))
         metrics["loss"] = loss_sum / max(1, n) if hasattr(model, "losses") else float("nan")
         return metrics
 

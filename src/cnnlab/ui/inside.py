@@ -18,9 +18,9 @@ from cnnlab.errors import ConfigError, DataError
 from cnnlab.models import list_models
 from cnnlab.models.weights import list_pretrained
 from cnnlab.predict import classify, load_image
+from cnnlab.train.runs import find_runs, run_task
 from cnnlab.train.source import LoadedModel, load_model
 from cnnlab.ui.figures import figure_to_image
-from cnnlab.ui.runs import find_runs, run_task
 from cnnlab.viz import cam, feature_maps, plot_cams, plot_feature_maps
 from cnnlab.viz.filters import conv_layers, plot_filters
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.segmentation import segment_images
-from cnnlab.ui.runs import find_runs, run_task
+from cnnlab.train.runs import find_runs, run_task
 
 
 def segmentation_runs(runs_dir: str | Path) -> list[str]:

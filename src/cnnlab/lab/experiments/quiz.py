@@ -1,8 +1,7 @@
-"""The lecture's O/X quiz answered by measurement, and detection speed read from detection runs."""
+"""The lecture's O/X quiz answered by measurement."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,50 +132,3 @@ def quiz(ctx: Context) -> Result:
              f"(plain-56 vs ResNet-56 on {ctx.config['batch']} Fashion-MNIST images); 'lecture' is the answer the "
              "lecture's text implies (the seed prints no key)")
     return Result({"answers": rows}, setup, rows)
-
-
-# ============================================================================ detection_speed
-def detection_verdict(n: dict[str, Any]) -> Verdict:
-    """Not measurable without detection runs; with them: confirmed when the one-pass detectors are at least
-    10x faster per image than the per-proposal one (R-CNN's ~2000 passes vs one shared pass)."""
-    runs = n["runs"]
-    if not runs:
-        return Verdict("not measurable", f"needs `cnnlab detect` runs (none found under {', '.join(n['searched'])})")
-    slow = [r for r in runs if r["kind"] == "per-proposal"]
-    fast = [r for r in runs if r["kind"] != "per-proposal"]
-    if not slow or not fast:
-        return Verdict("not measurable", "needs both a per-proposal (R-CNN) and a shared-pass detector run")
-    ratio = min(r["ms_per_image"] for r in slow) / max(r["ms_per_image"] for r in fast)
-    return Verdict("confirmed" if ratio >= 10 else "partly", f"per-proposal / shared pass time: {ratio:.0f}x")
-
-
-@register_experiment(
-    "detection_speed",
-    claim=Claim(quote="계산의 비효율성: 2000개의 region proposals을 모두 CNN에 통과시켜야 함 -> 연산시간이 높음",
-                paraphrase="R-CNN runs the CNN once per proposal (~2000), so it is far slower per image than "
-                           "detectors sharing one pass (SPPNet, Fast/Faster R-CNN) or a single shot (YOLO).",
-                seed=SEED_BOOTCAMP),
-    configs={m: {"search": ["runs"]} for m in ("quick", "full")},
-    cost={"quick": 1, "full": 1}, verdict=detection_verdict)
-def detection_speed(ctx: Context) -> Result:
-    """Reads ``result.json`` files of detection runs (``config.task == "detection"``) under the search dirs: mAP
-    from ``final["map_50"]`` (or ``map``), speed from ``final["ms_per_image"]`` or ``final["img_per_s"]``."""
-    import json
-
-    runs = []
-    for root in map(Path, ctx.config["search"]):
-        for path in sorted(root.glob("*/result.json")) if root.is_dir() else []:
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            final = data.get("final", {}) if isinstance(data, dict) else {}
-            speed = final.get("ms_per_image") or (1000 / final["img_per_s"] if final.get("img_per_s") else None)
-            if data.get("config", {}).get("task") == "detection" and speed:
-                model = data["config"].get("model", path.parent.name)
-                runs.append({"run": str(path.parent), "model": model, "map": final.get("map_50", final.get("map")),
-                             "ms_per_image": speed,
-                             "kind": "per-proposal" if "rcnn" in model and "fast" not in model else "shared"})
-    setup = (f"looked for detection runs (result.json with config.task 'detection' and a speed in final) under "
-             f"{ctx.config['search']}")
-    return Result({"runs": runs, "searched": ctx.config["search"]}, setup, runs)
