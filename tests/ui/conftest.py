@@ -12,7 +12,8 @@ SCENES = "fashion-scenes:size=64,max_items=2,n_train=32,n_test=16"
 
 @pytest.fixture(scope="session")
 def ui_runs(tmp_path_factory):
-    """``runs/`` with ``lenet5-tiny`` (2 epochs on 256 Fashion-MNIST images) and ``fcn-tiny`` (1 epoch, 32 scenes)."""
+    """``runs/`` with ``lenet5-tiny`` (2 epochs on 256 Fashion-MNIST images), ``fcn-tiny`` and ``det-tiny``
+    (a small Faster R-CNN; 1 epoch on 32 scenes each), and ``scene.png``, a test scene to upload."""
     from cnnlab.data import load_dataset
     from cnnlab.train import TrainConfig, fit
 
@@ -28,6 +29,13 @@ def ui_runs(tmp_path_factory):
                     eval_batch_size=16, out_dir=str(runs / "fcn-tiny"), **{**common, "batch_size": 16}),
         train_data=load_dataset(SCENES, "train", data_dir=scenes),
         test_data=load_dataset(SCENES, "test", data_dir=scenes))
+    fit(TrainConfig(task="detection", model="faster_rcnn_fastnet", model_kwargs={"widths": [16, 16, 32, 32]},
+                    data=SCENES, data_dir=str(scenes), epochs=1, eval_batch_size=16, out_dir=str(runs / "det-tiny"),
+                    **{**common, "batch_size": 16}))
+    from PIL import Image
+
+    test = load_dataset(SCENES, "test", data_dir=scenes)
+    Image.fromarray(test.images[0].permute(1, 2, 0).squeeze(-1).numpy()).save(root / "scene.png")
     return runs
 
 

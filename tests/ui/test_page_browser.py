@@ -145,7 +145,24 @@ def test_segment_overlays_a_scene_with_the_tiny_fcn(page, ui_url, ui_runs, scree
     assert natural_width(page, "#segment-overlay") == 2 * 64 + 2  # image | prediction at the run's 64 px
     assert "background" in page.inner_text("#segment-fractions")
     page.screenshot(path=screenshots / "segment.png", full_page=True)
-    page.get_by_role("tab", name="Detect").click()
-    wait_text(page, "body", "Not yet")
-    page.screenshot(path=screenshots / "detect.png")
+    assert page.external_requests == []
+
+
+def test_detect_draws_the_tiny_detectors_boxes_on_a_scene(page, ui_url, ui_runs, screenshots):
+    from cnnlab.detection.predict import detect_images
+
+    open_tab(page, ui_url, "Detect")
+    pick(page, "detect-run", str(ui_runs / "det-tiny"))
+    scene = ui_runs.parent / "scene.png"
+    page.locator("#detect-image input[type=file]").set_input_files(str(scene))
+    natural_width(page, "#detect-image")
+    thresh = page.locator("#detect-thresh input[type=number]")
+    thresh.fill("0")
+    thresh.press("Enter")
+    page.click("#detect-go")
+    assert natural_width(page, "#detect-out") == 4 * 64  # the 64-px scene, upscaled x4 (min side 256) for labels
+    (want,) = detect_images(ui_runs / "det-tiny", [scene], score_thresh=0.0, device="cpu")
+    assert want["detections"]  # the tiny detector's boxes at threshold 0 (none pass 0.3 after one epoch)
+    wait_text(page, "#detect-note", f"{len(want['detections'])} detections with score > 0.00 on a 64x64 image")
+    page.screenshot(path=screenshots / "detect.png", full_page=True)
     assert page.external_requests == []

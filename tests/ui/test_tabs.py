@@ -230,3 +230,26 @@ def test_cnnlab_help_does_not_import_gradio_and_ui_without_it_is_one_line(monkey
     assert main(["ui", "--port", "7999"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "cnnlab ui: error: the page needs Gradio: pip install 'cnnlab[ui]'"
+
+
+# ------------------------------------------------------------------------------------------ detect
+def test_detect_scene_is_detect_predict_and_bad_inputs_are_one_line(ui_runs, tmp_path):
+    from cnnlab.detection.predict import detect_images
+    from cnnlab.ui import detect
+
+    det, scene = ui_runs / "det-tiny", ui_runs.parent / "scene.png"
+    assert detect.detection_runs(ui_runs) == [str(det)]
+    picture, rows, note = detect.detect_scene(str(det), str(scene), 0.0, show_proposals=True)
+    (want,) = detect_images(det, [scene], show="proposals", score_thresh=0.0, device="cpu")
+    assert rows == [[d["class"], d["score"], *d["box"]] for d in want["detections"]] and len(rows) > 0
+    assert picture.size == (256, 256) and f"{len(rows)} detections with score > 0.00 on a 64x64 image" in note
+    assert f"{want['proposals']} proposals drawn" in note
+    seg = make_run(tmp_path / "seg", task="segmentation")
+    with pytest.raises(ConfigError, match="is a segmentation run; the Detect tab needs a detection run"):
+        detect.detect_scene(str(seg), str(scene))
+    with pytest.raises(ConfigError, match="no detection run chosen"):
+        detect.detect_scene("", str(scene))
+    with pytest.raises(DataError, match="no image"):
+        detect.detect_scene(str(det), None)
+    with pytest.raises(ConfigError, match=r"score threshold must be in \[0, 1\), got 1.5"):
+        detect.detect_scene(str(det), str(scene), 1.5)

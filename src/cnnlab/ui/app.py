@@ -25,7 +25,7 @@ import gradio as gr
 
 from cnnlab.analysis import calc
 from cnnlab.errors import CnnlabError
-from cnnlab.ui import calculators, inside, runs, segment, zoo
+from cnnlab.ui import calculators, detect, inside, runs, segment, zoo
 from cnnlab.viz import METHODS as CAM_METHODS
 
 TITLE = "cnnlab: the laboratory for classic CNNs"
@@ -186,9 +186,33 @@ def _segment_tab(app: gr.Blocks, runs_dir: Path) -> None:
     go.click(readable(segment.segment_scene), [run, image], [out, fractions], concurrency_id="segment")
 
 
-def _detect_tab() -> None:
-    gr.Markdown("**Not yet.** Object detection has not landed in cnnlab; this tab will show boxes from a "
-                "detection run once `cnnlab detect` exists.")
+def _detect_tab(app: gr.Blocks, runs_dir: Path) -> None:
+    samples = inside.sample_images()
+    det_runs = detect.detection_runs(runs_dir)
+    gr.Markdown("An image through a detection run (`cnnlab detect predict`; R-CNN, SPPNet, Fast/Faster R-CNN or "
+                "YOLO v1): the boxes with class and score, in the image's own pixels.")
+    with gr.Row():
+        with gr.Column():
+            run = gr.Dropdown(det_runs, value=det_runs[0] if det_runs else None, allow_custom_value=True,
+                              label=f"detection run (under {runs_dir})", elem_id="detect-run")
+            image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], height=260,
+                             elem_id="detect-image")
+            sample = gr.Dropdown(list(samples), value=None, label="or a sample photo")
+            thresh = gr.Slider(0.0, 0.95, value=0.3, step=0.05, label="score threshold", elem_id="detect-thresh")
+            proposals = gr.Checkbox(False, label="draw the proposals too (two-stage detectors)")
+            go = gr.Button("Detect", variant="primary", elem_id="detect-go")
+        with gr.Column():
+            out = gr.Image(label="detections", type="pil", interactive=False, height=340, elem_id="detect-out")
+            note = gr.Markdown(elem_id="detect-note")
+            table = gr.Dataframe(headers=detect.DETECTION_HEADERS, interactive=False, elem_id="detect-table",
+                                 label="detections (pixels of the image)")
+    if not det_runs:
+        gr.Markdown(f"No detection run under `{runs_dir}` yet: train one with "
+                    "`cnnlab detect train --recipe scenes-yolo`, or type a run directory above.")
+    sample.change(lambda k: samples.get(k), sample, image, queue=False)
+    app.load(lambda v: gr.Dropdown(choices=detect.detection_runs(runs_dir), value=v), run, run)
+    go.click(readable(detect.detect_scene), [run, image, thresh, proposals], [out, table, note],
+             concurrency_id="detect")
 
 
 # ----------------------------------------------------------------------------------------- Runs
@@ -303,7 +327,7 @@ def build_app(runs_dir: str | os.PathLike = "runs") -> gr.Blocks:
         with gr.Tab("Segment", id="segment"):
             _segment_tab(app, runs_dir)
         with gr.Tab("Detect", id="detect"):
-            _detect_tab()
+            _detect_tab(app, runs_dir)
         with gr.Tab("Runs", id="runs"):
             list_runs, folder, run_outputs = _runs_tab(runs_dir, work)
         with gr.Tab("Calculators", id="calculators"):

@@ -1,7 +1,6 @@
 """The Segment tab: a scene through a segmentation run's model -> the colour overlay and class fractions.
 
-Calls ``segment_images``, the function behind ``cnnlab segment predict``. Detection has no runs
-to show yet; its tab says so.
+Calls ``segment_images``, the function behind ``cnnlab segment predict``.
 """
 
 from __future__ import annotations
