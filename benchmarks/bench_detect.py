@@ -206,10 +206,14 @@ def main() -> int:
     ap.add_argument("--recipe", default="scenes-faster-rcnn")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="intra-op threads (0: the recipe's, i.e. torch's default; 1 is faster on a busy machine)")
     ap.add_argument("--out", default=None, help="keep each method's run directory under DIR (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write the rows (with the load around each) to FILE")
     args = ap.parse_args()
     cfg = get_recipe(args.recipe).replace(seed=args.seed)
+    if args.threads:
+        cfg = cfg.replace(threads=args.threads)
     if args.quick:
         cfg = cfg.replace(data="fashion-scenes:n_train=2000,n_test=300", epochs=3, eval_every=3)
     if args.epochs:
