@@ -139,17 +139,20 @@ def test_optimizers_momentum_beats_sgd_on_the_ravine():
     assert esc == math.ceil(math.log(0.5 / 1e-4) / math.log(1.1)) or abs(esc - 90) < 5  # y grows ~(1 + lr) per step
 
 
-def test_relu_vs_tanh_helpers():
-    from types import SimpleNamespace
-
+def test_relu_vs_tanh_helpers(tmp_path):
     from cnnlab.lab.experiments.dynamics import BatchErrors, steps_to_error
+    from cnnlab.train import TrainConfig, fit
 
     assert steps_to_error([0.5, 0.4, 0.2, 0.1], 0.25, 2) == 4
     assert steps_to_error([0.5, 0.4], 0.25, 2) is None
+    # on the real loop's state (a stand-in once hid that the state's field had been renamed)
     cb = BatchErrors()
-    for seen, correct in [(10, 5), (20, 12), (10, 9)]:  # the third call starts a new epoch
-        cb.on_step_end(SimpleNamespace(epoch_seen=seen, epoch_correct=correct))
-    assert cb.errors == pytest.approx([0.5, 0.3, 0.1])
+    r = fit(TrainConfig(model="lenet5_modern", data="synthetic", train_subset=400, epochs=2, batch_size=100,
+                        optimizer="adam", lr=3e-3, threads=1, progress="none", plots=False, tensorboard=False,
+                        out_dir=str(tmp_path / "run")), callbacks=[cb])
+    assert len(cb.errors) == 8 and all(0 <= e <= 1 for e in cb.errors)
+    for epoch, row in enumerate(r.history):  # equal batches: the mean step error is the epoch's training error
+        assert sum(cb.errors[4 * epoch:4 * epoch + 4]) / 4 == pytest.approx(1 - row["train_top1"], abs=1e-6)
 
 
 def test_convolutionalization_chance_level():

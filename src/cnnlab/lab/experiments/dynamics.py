@@ -79,14 +79,15 @@ def vanishing_gradients(ctx: Context) -> Result:
 
 # ============================================================================ relu_vs_tanh
 class BatchErrors:
-    """Callback: the training error of every optimizer step, from the loop's running epoch counts."""
+    """Callback: the training error of every optimizer step, from the loop's running epoch counts
+    (``FitState.epoch_seen`` images and ``epoch_score_sum`` correct ones)."""
 
     def __init__(self) -> None:
         self.errors: list[float] = []
         self._seen = self._correct = 0.0
 
     def on_step_end(self, state: Any) -> None:
-        seen, correct = state.epoch_seen, state.epoch_correct
+        seen, correct = state.epoch_seen, state.epoch_score_sum
         if seen < self._seen:  # a new epoch restarted the counts
             self._seen = self._correct = 0.0
         if seen > self._seen:
