@@ -115,16 +115,32 @@ def test_a_classification_checkpoint_is_refused(tmp_path, capsys):
                              str(tmp_path), "--out-dir", str(tmp_path / "x"), *TINY[:2]], "detection needs one of")
 
 
-def test_coco_photos_train_and_predict_in_their_own_pixels(coco, tmp_path, capsys):
+KWARGS = {"rcnn": '{"widths": [16, 32, 64], "fc_width": 64, "proposals": {"min_size": 6}}',
+          "yolo": '{"widths": [16, 16, 32, 32]}'}
+
+
+@pytest.mark.parametrize("method", ["rcnn", "sppnet", "fast-rcnn", "faster-rcnn", "yolo"])
+def test_coco_photos_train_eval_and_predict_in_their_own_pixels(coco, tmp_path, capsys, monkeypatch, method):
+    """Each of the five methods on a COCO folder of RGB photos of two sizes: train, eval, predict (boxes in the
+    photo's own pixels). R-CNN/SPPNet cache their proposals under $CNNLAB_DATA when no --data-dir is given."""
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "data"))
     folder, doc = coco
     data = "coco:" + _write(folder / "photos.json", doc)
     out = tmp_path / "run"
-    assert main(["detect", "train", "--method", "fast-rcnn", "--data", data, "--img-size", "64", "--eval-test",
-                 "--out-dir", str(out), *TINY[:-2], "--model-kwargs", '{"widths": [16, 16, 32, 32]}']) == 0
+    kwargs = KWARGS.get(method.replace("sppnet", "rcnn"), '{"widths": [16, 16, 32, 32]}')
+    assert main(["detect", "train", "--method", method, "--data", data, "--img-size", "64", "--eval-test",
+                 "--out-dir", str(out), *TINY[:-2], "--model-kwargs", kwargs]) == 0
     capsys.readouterr()
+    assert main(["detect", "eval", "--checkpoint", str(out), "--data", data, "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["n_images"] == 4 and ev["classes"] == ["background", "cat", "dog"] and 0 <= ev["map_50"] <= 1
     assert main(["detect", "predict", "--checkpoint", str(out), str(folder / "images" / "1.png"), "--out",
                  str(tmp_path / "p"), "--score-thresh", "0", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     assert res["size"] == [120, 90]
     boxes = np.array([d["box"] for d in res["detections"]]).reshape(-1, 4)
     assert len(boxes) and boxes[:, [0, 2]].max() <= 120 and boxes[:, [1, 3]].max() <= 90
+    with Image.open(res["png"]) as im:
+        assert im.mode in ("RGB", "RGBA") and im.size[0] >= 120
+    cache = tmp_path / "data" / "proposals"
+    assert (cache.is_dir() and any(cache.iterdir())) == (method in ("rcnn", "sppnet"))

@@ -92,7 +92,7 @@ def dataset_fingerprint(images: torch.Tensor) -> str:
 
 
 def default_cache_dir() -> Path:
-    from cnnlab.data.datasets import default_data_dir
+    from cnnlab.data.arrays import default_data_dir
 
     return default_data_dir() / "proposals"
 
