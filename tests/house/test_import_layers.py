@@ -122,6 +122,41 @@ def test_every_imported_module_exists():
     assert missing_modules() == []
 
 
+def top_level_names(path: Path) -> set[str] | None:
+    """Names a module defines or imports at its top level (in ``if``/``try`` blocks too); None where it cannot be
+    known statically (``import *`` or a module ``__getattr__``)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        for sub in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(sub.name)
+            elif isinstance(sub, (ast.Assign, ast.AnnAssign)):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+                if any(a.name == "*" for a in sub.names):
+                    return None
+                names.update((a.asname or a.name).split(".")[0] for a in sub.names)
+    return None if "__getattr__" in names else names
+
+
+def missing_names() -> list[str]:
+    """``module: from M import name`` for every absolute cnnlab import of a name M neither defines nor imports."""
+    files = {module_name(f): f for f in sorted(SRC.rglob("*.py"))}
+    known = {m: top_level_names(f) for m, f in files.items()}
+    bad = []
+    for module, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module in files and known[node.module]:
+                bad += [f"{module}: from {node.module} import {a.name}" for a in node.names
+                        if f"{node.module}.{a.name}" not in files and a.name not in known[node.module]]
+    return sorted(bad)
+
+
+def test_every_imported_name_exists():
+    assert missing_names() == []
+
+
 def test_every_module_has_a_layer():
     for module in import_graph():
         layer_of(module)
