@@ -32,18 +32,21 @@ data:
 		echo "  (or let cnnlab download it: cnnlab data fetch fashion-mnist --download)"; \
 	fi
 
-# Chromium for the browser tests (playwright drives Debian's binary; playwright's own download is unreachable).
+# Chromium for the browser tests (playwright drives Debian's binary; playwright's own download is unreachable),
+# and a Korean font (fonts-nanum) so the lectures' quotes render in the report and the screenshots.
 CHROMIUM ?= /usr/bin/chromium
+KOREAN_FONT ?= /usr/share/fonts/truetype/nanum/NanumGothic.ttf
 browser:
-	@if [ -x $(CHROMIUM) ]; then \
-		echo "chromium: found at $(CHROMIUM)"; \
+	@if [ -x $(CHROMIUM) ] && [ -f $(KOREAN_FONT) ]; then \
+		echo "chromium: found at $(CHROMIUM); Korean font: found"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "chromium: installing Debian package chromium"; \
-		(apt-get install -y -q chromium >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) && \
-		echo "chromium: installed at $(CHROMIUM)"; \
+		echo "chromium, fonts-nanum: installing Debian packages"; \
+		(apt-get install -y -q chromium fonts-nanum >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-nanum >/dev/null)) && \
+		echo "chromium: installed at $(CHROMIUM); Korean font: installed"; \
 	else \
-		echo "chromium: not found; the browser tests will be skipped. Run: sudo apt-get install chromium"; \
+		echo "chromium or fonts-nanum not found; browser tests skip without chromium, Korean shows as boxes without"; \
+		echo "  the font. Run: sudo apt-get install chromium fonts-nanum"; \
 	fi
 
 demo: $(STAMP) data
