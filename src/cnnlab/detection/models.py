@@ -3,8 +3,9 @@
 background, 1 channel). ``create_model("faster_rcnn_fastnet")`` obeys the contract of :mod:`cnnlab.detection`.
 
 Options (``model_kwargs``): ``pool`` (``roi_pool`` / ``roi_align``), ``sizes`` and ``ratios`` of the anchors
-(and of the sliding-window proposals of Fast R-CNN), ``representation`` (fc6/fc7 width), FastNet's ``widths`` and
-``stem``. The parameter counts are cnnlab designs, counted.
+(and of the sliding-window proposals of Fast R-CNN), ``proposals`` of Fast R-CNN (``"sliding-window"``, default,
+or ``"selective-search"`` / a dict of its settings: R-CNN's proposals), ``representation`` (fc6/fc7 width),
+FastNet's ``widths`` and ``stem``. The parameter counts are cnnlab designs, counted.
 """
 
 from __future__ import annotations
@@ -27,12 +28,31 @@ _RESNET = dict(_COMMON, first_conv="backbone.body.conv1")
 _LITE = dict(_COMMON, first_conv="backbone.body.0.0")
 
 
+PROPOSERS = ("sliding-window", "selective-search")
+
+
+def _proposer(proposals: str | dict):
+    """Fast R-CNN's outside proposals: ``"sliding-window"`` (every anchor shape on the stride-16 grid, the
+    default), ``"selective-search"`` or a dict of its settings (R-CNN's proposals, as the paper uses)."""
+    from cnnlab.detection.proposals import SelectiveSearchProposals
+
+    if proposals == "sliding-window":
+        return None
+    if proposals == "selective-search" or isinstance(proposals, dict):
+        return SelectiveSearchProposals(proposals if isinstance(proposals, dict) else None)
+    raise ValueError(f"proposals must be one of {', '.join(PROPOSERS)} or a dict of selective-search settings, "
+                     f"got {proposals!r}")
+
+
 def _detector(method: str, backbone: str, num_classes: int, in_chans: int, pool: str = "roi_pool", sizes=SIZES,
-              ratios=RATIOS, representation: int = 256, **backbone_kwargs) -> nn.Module:
+              ratios=RATIOS, representation: int = 256, proposals: str | dict = "sliding-window",
+              **backbone_kwargs) -> nn.Module:
     if num_classes < 2:
         raise ValueError(f"a detector needs num_classes >= 2 (background + objects), got {num_classes}")
+    if method == "faster-rcnn" and proposals != "sliding-window":
+        raise ValueError("Faster R-CNN makes its own proposals (the RPN); 'proposals' is a Fast R-CNN option")
     return build_detector(method, build_backbone(backbone, in_chans, **backbone_kwargs), num_classes, pool=pool,
-                          sizes=sizes, ratios=ratios, representation=representation)
+                          sizes=sizes, ratios=ratios, representation=representation, proposer=_proposer(proposals))
 
 
 @register_model(family="Faster R-CNN", paper=FASTER, params=2_293_677, **_FASTNET)

@@ -28,11 +28,23 @@ from torchvision.ops import box_iou
 
 from cnnlab.errors import ConfigError
 
-__all__ = ["ProposalSettings", "selective_search", "dataset_fingerprint", "proposals_for", "proposal_recall",
-           "default_cache_dir"]
+__all__ = ["ProposalSettings", "SelectiveSearchProposals", "selective_search", "dataset_fingerprint",
+           "proposals_for", "proposal_recall", "default_cache_dir"]
 
 MODES = ("fast", "quality", "single")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: proposals made deterministic (C rand seeded), so version-1 caches rank differently
+
+
+def _seed_c_rand(seed: int = 0) -> None:
+    """OpenCV's selective search ranks regions with C's ``rand()`` (``rank = rand() * level``), so the same image
+    gave another ranking (and, under ``max_proposals``, another set) on every call; seeding it before each
+    image makes the proposals a function of the image and settings alone."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).srand(seed)
+    except (OSError, AttributeError):  # no C library to reach (e.g. Windows): proposals stay as OpenCV gives
+        pass
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ def selective_search(image: torch.Tensor | np.ndarray, settings: ProposalSetting
     cv2.setNumThreads(1)  # one image at a time; the caller owns the parallelism
     ss = segmentation.createSelectiveSearchSegmentation()
     ss.setBaseImage(_bgr(image))
+    _seed_c_rand(0)
     {"fast": ss.switchToSelectiveSearchFast, "quality": ss.switchToSelectiveSearchQuality,
      "single": ss.switchToSingleStrategy}[settings.mode]()
     rects = torch.as_tensor(np.asarray(ss.process()), dtype=torch.float32).reshape(-1, 4)  # x, y, w, h
@@ -132,3 +145,43 @@ def proposal_recall(proposals: list[torch.Tensor], boxes: list[torch.Tensor], io
         if len(truth) and len(props):
             hit += int((box_iou(truth, props).max(1).values >= iou).sum())
     return hit / total if total else 1.0
+
+
+class SelectiveSearchProposals:
+    """R-CNN's proposals as Fast R-CNN's ``proposer`` (Girshick 2015, §1: "region proposals ... computed by
+    selective search", the same as R-CNN's): selective search on each de-normalised image, remembered per image
+    content (hash of its uint8 pixels and the settings), so a fixed training set pays selective search once per
+    image and flip, and evaluation once per test image. ``set_normalization(mean, std)`` must be told how the
+    detector's inputs were normalised (the detection task does it from the data / checkpoint)."""
+
+    def __init__(self, settings: ProposalSettings | dict | None = None, max_cached: int = 200_000) -> None:
+        self.settings = settings if isinstance(settings, ProposalSettings) else ProposalSettings(**(settings or {}))
+        self.max_cached = max_cached
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def set_normalization(self, mean, std) -> None:
+        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1)
+
+    def to_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        if self.mean is None:
+            raise ConfigError("selective-search proposals need the input normalisation: call "
+                              "set_normalization(mean, std) (the detection task does this from the data)")
+        return (images.detach().float().cpu() * self.std + self.mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+
+    def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for img in self.to_uint8(images):
+            key = hashlib.blake2b(img.numpy().tobytes(), digest_size=16).hexdigest() + self.settings.key()
+            boxes = self.cache.get(key)
+            if boxes is None:
+                boxes = selective_search(img, self.settings)
+                if len(boxes) == 0:  # a blank image: the whole image is the one region
+                    boxes = torch.tensor([[0.0, 0.0, float(img.shape[-1]), float(img.shape[-2])]])
+                if len(self.cache) >= self.max_cached:
+                    self.cache.pop(next(iter(self.cache)))
+                self.cache[key] = boxes
+            out.append(boxes.to(images.device))
+        return out

@@ -33,6 +33,13 @@ from cnnlab.train.task import (
 EVAL_LOSS_SEED = 0
 
 
+def tell_normalization(model: nn.Module, mean, std) -> None:
+    """A proposer that works on pixels (selective search) learns how the detector's inputs are normalised."""
+    proposer = getattr(model, "proposer", None)
+    if hasattr(proposer, "set_normalization"):
+        proposer.set_normalization(mean, std)
+
+
 def to_targets(target: dict) -> list[dict[str, torch.Tensor]]:
     """The DenseLoader's ``{"boxes": [...], "labels": [...]}`` -> the detectors' list of per-image dicts."""
     return [{"boxes": b, "labels": lb} for b, lb in zip(target["boxes"], target["labels"])]
@@ -69,7 +76,9 @@ class DetectionTask(DenseTask):
         if getattr(info, "task", "classification") != "detection":
             options = ", ".join(list_models(task="detection"))
             raise ConfigError(f"model {cfg.model} is a {info.task} model; detection needs one of {options}")
-        return super().build_model(cfg, spec)
+        model, name, meta = super().build_model(cfg, spec)
+        tell_normalization(model, spec.mean, spec.std)
+        return model, name, meta
 
     def model_from_checkpoint(self, ckpt: Any, use_ema: bool = True) -> nn.Module:
         """R-CNN/SPPNet runs (SVMs, box regressors) load through :func:`~cnnlab.detection.rcnn.load_rcnn`."""
@@ -77,7 +86,9 @@ class DetectionTask(DenseTask):
             from cnnlab.detection.rcnn import load_rcnn
 
             return load_rcnn(ckpt.path.parent).eval()
-        return ckpt.build_model(use_ema=use_ema)
+        model = ckpt.build_model(use_ema=use_ema)
+        tell_normalization(model, ckpt.meta["mean"], ckpt.meta["std"])
+        return model
 
     def check_eval_data(self, data: Any, name: str, split: str) -> None:
         if not getattr(data, "has_boxes", False):
