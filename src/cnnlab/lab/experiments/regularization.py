@@ -19,7 +19,7 @@ from cnnlab.lab.arms import train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.experiments.design import train_setup
 from cnnlab.lab.stats import mean_std, paired_comparison
-from cnnlab.lab.style import new_figure
+from cnnlab.lab.style import OKABE_ITO, new_figure
 from cnnlab.models.probes import regularization_net
 
 SEED_BOOTCAMP = "002_3b1430c23a712c60.txt"
@@ -169,17 +169,18 @@ def mean_gap_curve(train: list[list[float]], test: list[list[float]]) -> list[fl
 
 def plot_gaps(ctx: Context, numbers: dict[str, Any]) -> None:
     fig, (ax, bar) = new_figure(1, 2, width=16, height=6)
+    colors = dict(zip(numbers["gap"], (OKABE_ITO[-1], *OKABE_ITO[:-1]), strict=False))  # baseline in black
     for arm, curve in numbers["gap_by_epoch"].items():
         xs = [i + 1 for i, g in enumerate(curve) if g is not None]
         ax.plot(xs, [100 * g for g in curve if g is not None], "o-" if arm == "none" else "-", label=arm,
-                linewidth=4 if arm == "none" else 2.5)
+                linewidth=4 if arm == "none" else 2.5, color=colors[arm])
     ax.set(xlabel="epoch", ylabel="train - test accuracy (points)", title="Generalization gap by epoch")
     ax.legend(ncols=2)
     arms = list(numbers["gap"])
     means = [100 * numbers["gap"][a]["mean"] for a in arms]
     stds = [100 * numbers["gap"][a]["std"] for a in arms]
-    bar.barh(arms, means, xerr=stds, color=["#000000" if a == "none" else "#0072B2" for a in arms])
-    bar.axvline(means[0], color="#000000", linestyle="--")
+    bar.barh(arms, means, xerr=stds, color=[colors[a] for a in arms])
+    bar.axvline(means[0], color=OKABE_ITO[-1], linestyle="--")
     bar.invert_yaxis()
     bar.set(xlabel="final train - test accuracy (points, mean ± std)", title="Final gap per regularizer")
     ctx.save_figure(fig, "regularization.png")
