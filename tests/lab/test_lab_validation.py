@@ -188,10 +188,12 @@ def cv_row(seed, mean, std, test):
 
 def test_cross_validation_rule_reaches_every_status():
     rule = get_experiment("cross_validation").verdict
-    v = rule({"per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.82)]})
-    assert v.status == "confirmed" and "2 of 2" in v.reason
-    assert rule({"per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.83)]}).status == "partly"
-    assert rule({"per_seed": [cv_row(0, 0.80, 0.01, 0.85), cv_row(1, 0.80, 0.01, 0.75)]}).status == "not confirmed"
+    v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.82)]})
+    assert v.status == "confirmed" and "2 of 2" in v.reason and "pessimistic" not in v.reason
+    v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.83)]})
+    assert v.status == "partly" and "above it on 1" in v.reason and "4/5" in v.reason
+    v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.85), cv_row(1, 0.80, 0.01, 0.75)]})
+    assert v.status == "not confirmed" and "above it on 1" in v.reason
 
 
 def test_cross_validation_tiny_run(tmp_path):

@@ -99,7 +99,7 @@ def regularization_verdict(n: dict[str, Any]) -> Verdict:
 
 
 QUICK_TRAIN = {"data": "fashion-mnist", "train_subset": 750, "val_fraction": 0.2, "test_subset": 1000, "epochs": 10,
-               "batch_size": 50, "optimizer": "adam", "lr": 2e-3, "threads": 1}
+               "batch_size": 50, "optimizer": "adam", "lr": 5e-3, "threads": 1}
 FULL_TRAIN = {**QUICK_TRAIN, "train_subset": 5000, "test_subset": 0, "epochs": 40, "threads": 0}
 
 

@@ -21,7 +21,7 @@ from cnnlab.lab.style import new_figure
 SEED_BOOTCAMP = "002_3b1430c23a712c60.txt"
 
 QUICK_TRAIN = {"model": "fastnet", "model_kwargs": {"widths": [8, 16, 32]}, "data": "fashion-mnist",
-               "train_subset": 1000, "epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 3e-3,
+               "train_subset": 1000, "epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 1e-2,
                "schedule": "cosine", "augment": "flip", "threads": 1}
 FULL_TRAIN = {**QUICK_TRAIN, "model_kwargs": {"widths": [32, 64, 128]}, "train_subset": 10000, "epochs": 20,
               "threads": 0}
@@ -262,6 +262,11 @@ def cross_validation_verdict(n: dict[str, Any]) -> Verdict:
     text = "; ".join(f"seed {s['seed']}: CV {s['cv_mean']:.1%} ± {2 * s['cv_std']:.1%} vs test {s['test_top1']:.1%}"
                      for s in seeds)
     text = f"test inside the CV interval on {len(inside)} of {len(seeds)} seeds ({text})"
+    above = [s for s in seeds if s["test_top1"] > s["high"]]
+    if above:  # the likely reason, stated (it does not change the status)
+        text += (f"; above it on {len(above)}: the tested model trains on all the images, each fold's model on "
+                 f"{n['folds'] - 1}/{n['folds']} of them -- k-fold CV is pessimistic while the learning curve "
+                 "still rises (Kohavi 1995)")
     if len(inside) == len(seeds):
         return Verdict("confirmed", text)
     return Verdict("partly" if inside else "not confirmed", text)
@@ -273,7 +278,7 @@ def cross_validation_verdict(n: dict[str, Any]) -> Verdict:
                 paraphrase="Cross-validation is the mock exam before the real one: the k-fold estimate, computed "
                            "on the training set alone, predicts the accuracy on the held-out test set.",
                 seed=SEED_BOOTCAMP),
-    configs={"quick": {"folds": 4, "seeds": 3, "train": QUICK_TRAIN},
+    configs={"quick": {"folds": 5, "seeds": 3, "train": QUICK_TRAIN},
              "full": {"folds": 10, "seeds": 5, "train": FULL_TRAIN}},
     cost={"quick": 75, "full": 8 * 3600}, verdict=cross_validation_verdict)
 def cross_validation(ctx: Context) -> Result:
