@@ -146,7 +146,8 @@ def test_ensembles_rule_reaches_every_status():
     assert rule(ensembles_numbers([0.02, 0.02, 0.0, 0.0])).status == "partly"  # 2 of 4 is not most
     assert rule(ensembles_numbers([0.02, 0.02, 0.02, -0.02])).status == "partly"  # one significantly worse
     assert rule(ensembles_numbers([0.003, 0.0, 0.0, 0.0])).status == "partly"  # better on the mean only
-    assert rule(ensembles_numbers([0.0, -0.01, 0.0, -0.02])).status == "not confirmed"
+    v = rule(ensembles_numbers([0.0, -0.01, 0.0, -0.02]))
+    assert v.status == "not confirmed" and v.reason.count("likely") == 1 and "snapshot: its snapshots" in v.reason
 
 
 TINY_FASTNET = {"model": "fastnet", "model_kwargs": {"widths": [4, 8]}, "data": "synthetic", "train_subset": 150,
@@ -229,6 +230,7 @@ def test_cross_validation_rule_reaches_every_status():
     rule = get_experiment("cross_validation").verdict
     v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.82)]})
     assert v.status == "confirmed" and "2 of 2" in v.reason and "pessimistic" not in v.reason
+    assert "test minus CV mean +1.5 points" in v.reason
     v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.81), cv_row(1, 0.80, 0.01, 0.83)]})
     assert v.status == "partly" and "above it on 1" in v.reason and "4/5" in v.reason
     v = rule({"folds": 5, "per_seed": [cv_row(0, 0.80, 0.01, 0.85), cv_row(1, 0.80, 0.01, 0.75)]})

@@ -45,6 +45,12 @@ def train_setup(train: dict[str, Any], seeds: int) -> str:
 
 # ============================================================================ ensembles
 METHODS = ("bagging", "boosting", "snapshot", "TTA")
+# the likely reason a method does not beat one model here, named in the verdict (it does not change the status)
+WHY_NOT = {"bagging": "each member sees only ~63 % distinct images of an already small set",
+           "boosting": "SAMME moves the weight onto the few images a learner gets wrong -- on a small set often "
+                       "ambiguous ones",
+           "snapshot": "its snapshots split one run's epochs between them (epochs/cycles each)",
+           "TTA": "the views add little for a net trained without that augmentation"}
 
 
 def ensembles_verdict(n: dict[str, Any]) -> Verdict:
@@ -63,6 +69,9 @@ def ensembles_verdict(n: dict[str, Any]) -> Verdict:
     text += f"; significantly better: {', '.join(beats) or 'none'}"
     if worse:
         text += f"; significantly worse: {', '.join(worse)}"
+    not_better = [m for m in n["methods"] if m not in better_mean]
+    if not_better:
+        text += "; likely: " + "; ".join(f"{m}: {WHY_NOT.get(m, 'no gain in this budget')}" for m in not_better)
     if 2 * len(beats) > len(n["methods"]) and not worse:
         return Verdict("confirmed", text)
     return Verdict("partly" if better_mean else "not confirmed", text)
@@ -261,7 +270,9 @@ def cross_validation_verdict(n: dict[str, Any]) -> Verdict:
     inside = [s for s in seeds if s["low"] <= s["test_top1"] <= s["high"]]
     text = "; ".join(f"seed {s['seed']}: CV {s['cv_mean']:.1%} ± {2 * s['cv_std']:.1%} vs test {s['test_top1']:.1%}"
                      for s in seeds)
-    text = f"test inside the CV interval on {len(inside)} of {len(seeds)} seeds ({text})"
+    offset = sum(s["test_top1"] - s["cv_mean"] for s in seeds) / len(seeds)
+    text = (f"test inside the CV interval on {len(inside)} of {len(seeds)} seeds ({text}); test minus CV mean "
+            f"{100 * offset:+.1f} points on average")
     above = [s for s in seeds if s["test_top1"] > s["high"]]
     if above:  # the likely reason, stated (it does not change the status)
         text += (f"; above it on {len(above)}: the tested model trains on all the images, each fold's model on "
