@@ -110,6 +110,7 @@ def test_regularization_rule_reaches_every_status():
 
     v = rule(planted(0.2, [0.1, 0.1, 0.1, 0.1, 0.3, 0.3, 0.3]))
     assert v.status == "confirmed" and "narrower with 4 of 7" in v.reason
+    assert "not with input noise 30.0%, early stopping 30.0%, batch norm 30.0%; likely: input noise:" in v.reason
     assert rule(planted(0.2, [0.1, 0.1, 0.1, 0.3, 0.3, 0.3, 0.3])).status == "partly"  # 3 of 7 is not most
     assert rule(planted(0.2, [0.2] * 7)).status == "not confirmed"  # equal is not narrower
     assert rule(planted(0.04, [0.01] * 7)).status == "not measurable"
