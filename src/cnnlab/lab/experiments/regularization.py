@@ -118,7 +118,7 @@ FULL_TRAIN = {**QUICK_TRAIN, "train_subset": 5000, "test_subset": 0, "epochs": 4
                 seed=SEED_BOOTCAMP),
     configs={"quick": {"widths": [8, 16], "hidden": 128, "seeds": 3, "train": QUICK_TRAIN},
              "full": {"widths": [32, 64], "hidden": 512, "seeds": 5, "train": FULL_TRAIN}},
-    cost={"quick": 120, "full": 2 * 3600}, verdict=regularization_verdict)
+    cost={"quick": 100, "full": 2 * 3600}, verdict=regularization_verdict)
 def regularization(ctx: Context) -> Result:
     cfg = ctx.config
     images = {seed: training_images(cfg["train"], seed) for seed in ctx.seeds}

@@ -88,7 +88,7 @@ def ensembles_verdict(n: dict[str, Any]) -> Verdict:
                        "resamples": 1000, "train": QUICK_TRAIN},
              "full": {"members": 5, "rounds": 5, "shrinkage": 0.5, "cycles": 4, "tta": "flip", "seeds": 5,
                       "resamples": 2000, "train": {**FULL_TRAIN, "epochs": 20}}},
-    cost={"quick": 110, "full": 4 * 3600}, verdict=ensembles_verdict)
+    cost={"quick": 140, "full": 4 * 3600}, verdict=ensembles_verdict)
 def ensembles(ctx: Context) -> Result:
     cfg = ctx.config
     correct: dict[str, list[torch.Tensor]] = {m: [] for m in ("single", *METHODS)}
@@ -222,7 +222,7 @@ def widths_label(widths: list[int]) -> str:
                        "train": QUICK_TRAIN},
              "full": {"models": 10, "widths": [[4, 8, 16], [8, 16, 32], [16, 32, 64], [32, 64, 128],
                                                [64, 128, 256]], "train": FULL_TRAIN}},
-    cost={"quick": 100, "full": 6 * 3600}, verdict=bias_variance_verdict)
+    cost={"quick": 70, "full": 6 * 3600}, verdict=bias_variance_verdict)
 def bias_variance(ctx: Context) -> Result:
     from cnnlab.ensemble import bias_variance as decompose_sweep
 
@@ -291,7 +291,7 @@ def cross_validation_verdict(n: dict[str, Any]) -> Verdict:
                 seed=SEED_BOOTCAMP),
     configs={"quick": {"folds": 5, "seeds": 3, "train": QUICK_TRAIN},
              "full": {"folds": 10, "seeds": 5, "train": FULL_TRAIN}},
-    cost={"quick": 75, "full": 8 * 3600}, verdict=cross_validation_verdict)
+    cost={"quick": 45, "full": 8 * 3600}, verdict=cross_validation_verdict)
 def cross_validation(ctx: Context) -> Result:
     from cnnlab.ensemble import cross_validate
     from cnnlab.train import fit
