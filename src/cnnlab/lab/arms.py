@@ -18,9 +18,10 @@ def train_arms(ctx: Context, arms: dict[str, Callable[[], nn.Module]], train: di
                seeds: Sequence[int], callbacks: Callable[[str, int], Sequence[Any]] | None = None
                ) -> dict[str, list[dict[str, Any]]]:
     """``fit`` every arm on every seed with the ``TrainConfig`` fields in ``train`` (evaluated once, at
-    the end); each run writes ``ctx.run_dir(ARM-sSEED)``. ``train["test_subset"] = N`` scores on a fixed
-    seeded sample of N test images instead of all. Returns per arm, per seed: the final test metrics
-    (``top1``, ``loss``), the per-epoch history, the callbacks' objects and the trained ``model``."""
+    the end, unless ``train["eval_every"]`` asks for more); each run writes ``ctx.run_dir(ARM-sSEED)``.
+    ``train["test_subset"] = N`` scores on a fixed seeded sample of N test images instead of all.
+    Returns per arm, per seed: the final test metrics (``top1``, ``loss``), the per-epoch history, the
+    callbacks' objects and the trained ``model``."""
     from cnnlab.train import TrainConfig, fit
 
     train = dict(train)
@@ -31,9 +32,9 @@ def train_arms(ctx: Context, arms: dict[str, Callable[[], nn.Module]], train: di
             torch.manual_seed(seed)
             model = build()
             cbs = list(callbacks(arm, seed)) if callbacks else []
-            epochs = int(train.get("epochs", 1))
+            opts = {"eval_every": int(train.get("epochs", 1)), **train}
             cfg = TrainConfig(model=arm, seed=seed, out_dir=str(ctx.run_dir(f"{arm}-s{seed}")), progress="none",
-                              plots=False, tensorboard=False, eval_every=epochs, **train)
+                              plots=False, tensorboard=False, **opts)
             ctx.log(f"  {ctx.name}: training {arm} seed {seed}")
             result = fit(cfg, model=model, callbacks=cbs, test_data=test_data)
             if result.interrupted:  # fit stops cleanly on SIGINT/SIGTERM; the experiment must not finish

@@ -9,6 +9,9 @@ Each isolates one design choice with everything else held equal:
   2010; Ioffe & Szegedy 2015) and of AlexNet's ReLU-vs-tanh comparison (Krizhevsky et al. 2012, Fig. 1).
 - :func:`fc_head_net`: conv features -> flatten -> FC layers, the classifier FCN convolutionalizes
   (Long et al. 2015, §3.1).
+- :func:`regularization_net`: the same conv-conv-FC-FC shape with a dropout layer before the classifier
+  (Srivastava et al. 2014; ``p=0`` until ``TrainConfig.dropout`` sets it) and batch norm on or off (Ioffe &
+  Szegedy 2015) -- an FC-heavy net that overfits a small training set, for the regularization arms.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "TwoLayerBlock", "block_net", "deep_plain_net", "fc_head_net", "kernel_stack_net"]
+__all__ = ["ACTIVATIONS", "TwoLayerBlock", "block_net", "deep_plain_net", "fc_head_net", "kernel_stack_net",
+           "regularization_net"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -79,6 +83,26 @@ def fc_head_net(in_chans: int = 1, img_size: int = 28, widths: tuple[int, int] =
         nn.Conv2d(in_chans, a, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(b * side * side, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+def regularization_net(widths: tuple[int, int] = (16, 32), hidden: int = 128, dropout: float = 0.0,
+                       batch_norm: bool = False, in_chans: int = 1, img_size: int = 28,
+                       num_classes: int = 10) -> nn.Sequential:
+    """``[conv3x3 -> (BN) -> ReLU -> pool] x 2 -> flatten -> FC(hidden) -> (BN) -> ReLU -> Dropout(p) -> FC``.
+    The dropout layer is always there (``p=0`` is the identity), so ``TrainConfig.dropout`` switches it on."""
+    if img_size % 4:
+        raise ConfigError(f"img_size must be a multiple of 4, got {img_size}")
+    a, b = widths
+    side = img_size // 4
+
+    def conv(cin: int, cout: int) -> list[nn.Module]:
+        norm = [nn.BatchNorm2d(cout)] if batch_norm else []
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm), *norm, nn.ReLU(), nn.MaxPool2d(2)]
+
+    norm = [nn.BatchNorm1d(hidden)] if batch_norm else []
+    return nn.Sequential(*conv(in_chans, a), *conv(a, b), nn.Flatten(),
+                         nn.Linear(b * side * side, hidden, bias=not batch_norm), *norm, nn.ReLU(),
+                         nn.Dropout(dropout), nn.Linear(hidden, num_classes))
 
 
 class TwoLayerBlock(nn.Module):

@@ -8,6 +8,8 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     optimizers,
     depth,
     generalization,
+    regularization,
+    validation,
     detection,
     quiz,
 )
