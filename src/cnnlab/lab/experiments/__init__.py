@@ -8,5 +8,7 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     optimizers,
     depth,
     generalization,
+    architectures,
+    architectures_classic,
     quiz,
 )
