@@ -78,7 +78,8 @@ def se_gain_verdict(n: dict[str, Any]) -> Verdict:
                                     "points come from ImageNet-scale nets and training)")
 
 
-def _cost_pair(plain: nn.Module, se: nn.Module, size: tuple[int, int, int]) -> dict[str, Any]:
+def added_cost(plain: nn.Module, se: nn.Module, size: tuple[int, int, int]) -> dict[str, Any]:
+    """Counted params and MACs of ``plain`` and ``se`` at ``size`` (C, H, W), and the fractions SE adds."""
     a, b = inspect(plain, size), inspect(se, size)
     return {"params": [a.total_params, b.total_params], "macs": [a.total_macs, b.total_macs],
             "params_added": b.total_params / a.total_params - 1, "macs_added": b.total_macs / a.total_macs - 1}
@@ -101,11 +102,11 @@ def se_gain(ctx: Context) -> Result:
 
     cfg = ctx.config
     size = cfg["size"]
-    imagenet = _cost_pair(create_model("resnet50"), create_model("se_resnet50"), (3, size, size))
+    imagenet = added_cost(create_model("resnet50"), create_model("se_resnet50"), (3, size, size))
     widths, blocks = tuple(cfg["widths"]), cfg["blocks"]
     arms = {"plain": partial(residual_se_net, widths, blocks, 0),
             "se": partial(residual_se_net, widths, blocks, cfg["reduction"])}
-    small = _cost_pair(arms["plain"](), arms["se"](), (1, 28, 28))
+    small = added_cost(arms["plain"](), arms["se"](), (1, 28, 28))
     runs = train_arms(ctx, arms, cfg["train"], ctx.seeds)
     acc = arm_summary(runs)
     numbers = {"imagenet": imagenet, "small": small, "acc": acc,
