@@ -16,7 +16,7 @@ from cnnlab.models.probes import alexnet_like_net, aux_head_net, kernel_stack_ne
 
 NAMES = ("se_gain", "compound_scaling", "lenet", "alexnet_tricks", "googlenet_aux")
 SEEDS = Path("/work/shared/seeds")
-TINY = {"data": "synthetic", "train_subset": 200, "test_subset": 100, "epochs": 2, "batch_size": 100,
+TINY = {"data": "synthetic", "train_subset": 100, "test_subset": 100, "epochs": 1, "batch_size": 100,
         "optimizer": "adam", "lr": 3e-3, "threads": 1}
 
 
@@ -190,6 +190,8 @@ def test_compound_scaling_rule():
     assert rule({**n, "paired_vs_best": paired(0.02, [-0.01, 0.05])}).status == "partly"
     worse = {**n, "acc": acc(base=0.7, depth=0.75, width=0.80, resolution=0.74, compound=0.78)}
     assert rule({**worse, "paired_vs_best": paired(-0.02, [-0.03, -0.01])}).status == "not confirmed"
+    underfit = {**n, "acc": acc(base=0.80, depth=0.75, width=0.76, resolution=0.74, compound=0.78)}
+    assert rule({**underfit, "paired_vs_best": paired(0.02, [0.01, 0.03])}).status == "not measurable"
     unequal = {**n, "mac_ratio": {**ratios, "depth": 2.5}}
     assert rule({**unequal, "paired_vs_best": paired(0.02, [0.01, 0.03])}).status == "not measurable"
 
@@ -213,6 +215,8 @@ def test_alexnet_tricks_rule():
     assert rule({**n, "gain": {"lrn": sig, "overlap": unsure}}).status == "partly"
     verdict = rule({**n, "gain": {"lrn": unsure, "overlap": paired(-0.003, [-0.02, 0.014])}})
     assert verdict.status == "not confirmed" and "3 seeds" in verdict.reason and "+1.4" in verdict.reason
+    hurt = rule({**n, "gain": {"lrn": paired(-0.014, [-0.018, -0.01]), "overlap": unsure}})
+    assert hurt.status == "not confirmed" and "LRN raises the error" in hurt.reason and "overlap:" in hurt.reason
 
 
 def test_googlenet_aux_rule():
