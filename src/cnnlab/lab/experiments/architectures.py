@@ -191,7 +191,7 @@ def compound_scaling_verdict(n: dict[str, Any]) -> Verdict:
 @register_experiment(
     "compound_scaling",
     claim=Claim(quote="depth, width, resolution을 동시에 고려한 compound scaling을 통해 ConvNet기반 이미지 분류 "
-                      "성능을 / 개선한 모델 - 개선방향 : depth, width, resolution 동시에 키워서 성능 개선",
+                      "성능을 개선한 모델 / 개선방향 : depth, width, resolution 동시에 키워서 성능 개선",
                 paraphrase="Scaling depth, width and resolution together (EfficientNet's compound scaling) gives "
                            "more accuracy than scaling any one of them, at the same multiply-adds.",
                 seed=SEED_REVIEW),

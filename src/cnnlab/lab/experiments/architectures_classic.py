@@ -82,11 +82,11 @@ def lenet_verdict(n: dict[str, Any]) -> Verdict:
 
 @register_experiment(
     "lenet",
-    claim=Claim(quote="풀링: 가중치x(2x2블록의 합) + 편차항 / 시그모이드 활성화 함수 사용 / "
-                      "ReLU 함수를 사용한 첫 모델 / 최대값 풀링(max pooling) 사용",
-                paraphrase="LeNet-5 (1998) pools with a trainable weight x (sum of a 2x2 block) + bias and squashes "
-                           "with a sigmoid-type function; the later choices (ReLU, max-pooling, AlexNet) make the "
-                           "same net train faster and reach at least its accuracy.",
+    claim=Claim(quote="(풀링) 가중치x(2x2블록의 합) + 편차항 / 성능: 오차율 0.95%(정확도: 99.05%) / "
+                      "ReLU 함수를 사용한 첫 모델",
+                paraphrase="LeNet-5 (1998: trainable subsampling = weight x (sum of a 2x2 block) + bias, sigmoid-type "
+                           "squashing; 0.95 % MNIST error) vs the same net with AlexNet's later choices (ReLU, "
+                           "max-pooling): the modern one trains faster and reaches at least the 1998 accuracy.",
                 seed=SEED_LECTURE),
     configs={"quick": {"threshold": 0.8, "seeds": 3, "train": {**QUICK_TRAIN, "train_subset": 8000, "epochs": 6}},
              "full": {"threshold": 0.9, "seeds": 5, "train": FULL_TRAIN}},
