@@ -180,6 +180,8 @@ def test_se_gain_rule():
     assert rule({**base, "paired": paired(0.01, [0.002, 0.018])}).status == "confirmed"
     assert rule({**base, "paired": paired(0.01, [-0.01, 0.03])}).status == "partly"
     assert rule({**base, "paired": paired(-0.01, [-0.03, 0.01])}).status == "not confirmed"
+    worse = rule({**base, "paired": paired(-0.02, [-0.03, -0.01])})
+    assert worse.status == "not confirmed" and "beyond seed noise" in worse.reason
     costly = {**base, "imagenet": {"params_added": 0.099, "macs_added": 0.05}}
     assert rule({**costly, "paired": paired(0.01, [0.002, 0.018])}).status == "not confirmed"
 
@@ -212,7 +214,7 @@ def test_lenet_rule():
 
 def test_alexnet_tricks_rule():
     rule = get_experiment("alexnet_tricks").verdict
-    n = {"spread": 0.01, "paper": {"lrn": 1.4, "overlap": 0.4}}
+    n = {"spread": 0.01, "paper": {"lrn": 1.4, "overlap": 0.4}, "lrn_term": [0.01, 0.02]}
     sig, unsure = paired(0.012, [0.004, 0.02]), paired(0.004, [-0.01, 0.018])
     assert rule({**n, "gain": {"lrn": sig, "overlap": sig}}).status == "confirmed"
     assert rule({**n, "gain": {"lrn": sig, "overlap": unsure}}).status == "partly"
@@ -220,6 +222,20 @@ def test_alexnet_tricks_rule():
     assert verdict.status == "not confirmed" and "3 seeds" in verdict.reason and "+1.4" in verdict.reason
     hurt = rule({**n, "gain": {"lrn": paired(-0.014, [-0.018, -0.01]), "overlap": unsure}})
     assert hurt.status == "not confirmed" and "LRN raises the error" in hurt.reason and "overlap:" in hurt.reason
+    assert "near-constant" in hurt.reason
+    strong = rule({**n, "lrn_term": [0.5, 3.0], "gain": {"lrn": paired(-0.014, [-0.018, -0.01]), "overlap": unsure}})
+    assert "near-constant" not in strong.reason
+
+
+def test_lrn_neighbour_term_is_read_back_exactly():
+    from cnnlab.lab.experiments.architectures_classic import lrn_neighbour_term
+
+    net = nn.Sequential(nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0))
+    x = torch.full((1, 5, 1, 1), 3.0)  # centre channel: 5 neighbours of 9 -> alpha/n * sum = 1e-4 * 45
+    terms = lrn_neighbour_term(net, x)
+    assert len(terms) == 1
+    # channels see 3, 4, 5, 4, 3 neighbours (zero-padded at the ends): median term 1e-4 * 4 * 9
+    assert terms[0] == pytest.approx(1e-4 * 4 * 9, rel=1e-3)
 
 
 def test_googlenet_aux_rule():

@@ -141,9 +141,11 @@ def alexnet_tricks_verdict(n: dict[str, Any]) -> Verdict:
     unresolved = [t for t in gains if not helps[t] and t not in hurts]
     why = []
     if "lrn" in hurts:
-        why.append("LRN raises the error here, beyond seed noise: with inputs normalised to unit scale alpha·sum(a²) "
-                   "is small against k = 2, so LRN likely acts as a near-constant 2^-0.75 damping rather than as "
-                   "competition between neighbouring maps (AlexNet fed raw 0-255 pixels)")
+        term = max(n["lrn_term"])
+        why.append("LRN raises the error here, beyond seed noise" + (
+            f": its neighbour term alpha/n·Σa² (median {term:.3g}) is tiny against k = 2, so it acts as a "
+            "near-constant 2^-0.75 damping, not as competition between neighbouring maps (AlexNet's inputs were "
+            "mean-subtracted 0-255 pixels, not unit-scale)" if term < 0.2 else ""))
     if "overlap" in hurts:
         why.append("overlapping pooling raises the error here, beyond seed noise")
     if unresolved:
@@ -151,6 +153,37 @@ def alexnet_tricks_verdict(n: dict[str, Any]) -> Verdict:
                    f"epochs) are below what {gains['lrn']['n']} seeds of a short small-data run resolve")
     why.append("VGG (Simonyan & Zisserman 2015, Table 3) also found LRN gives no gain")
     return Verdict("not confirmed", text + ". " + "; ".join(why))
+
+
+def lrn_neighbour_term(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
+    """Per ``nn.LocalResponseNorm`` of ``model`` on the batch ``x``: the median over active units of the
+    neighbour term ``alpha/n · Σ a²`` of ``b = a / (k + alpha/n · Σ a²)^beta``, read back from each unit's
+    ``b/a`` as ``(b/a)^(-1/beta) - k``. Far below ``k`` the normalisation is a near-constant rescale by
+    ``k^-beta``; comparable to ``k`` it makes neighbouring maps compete (Krizhevsky et al. 2012, §3.3)."""
+    terms: list[float] = []
+
+    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        a = inputs[0]
+        active = a > 1e-6
+        ratio = output[active] / a[active]
+        terms.append(float((ratio.pow(-1 / module.beta) - module.k).median()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.LocalResponseNorm)]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return terms
+
+
+def _probe_batch(data: str, n: int) -> torch.Tensor:
+    """``n`` normalised test images of ``data`` (a fixed seeded sample)."""
+    from cnnlab.data import load_dataset
+
+    test = load_dataset(data, split="test")
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n]
+    return (test.images[idx].float() / 255 - test.mean[0]) / test.std[0]
 
 
 @register_experiment(
@@ -163,7 +196,7 @@ def alexnet_tricks_verdict(n: dict[str, Any]) -> Verdict:
     configs={"quick": {"widths": [16, 32, 48], "hidden": 128, "seeds": 3,
                        "train": {**QUICK_TRAIN, "train_subset": 3000, "epochs": 4}},
              "full": {"widths": [64, 128, 192], "hidden": 512, "seeds": 5, "train": FULL_TRAIN}},
-    cost={"quick": 110, "full": 3 * 3600}, verdict=alexnet_tricks_verdict)
+    cost={"quick": 130, "full": 3 * 3600}, verdict=alexnet_tricks_verdict, version=2)
 def alexnet_tricks(ctx: Context) -> Result:
     cfg = ctx.config
     net = partial(alexnet_like_net, tuple(cfg["widths"]), hidden=cfg["hidden"])
@@ -174,8 +207,11 @@ def alexnet_tricks(ctx: Context) -> Result:
     error = {a: [1 - v for v in per_seed(runs, a)] for a in runs}
     gains = {"lrn": paired_comparison(error["both"], error["no_lrn"]),
              "overlap": paired_comparison(error["both"], error["no_overlap"])}
+    x = _probe_batch(cfg["train"]["data"], 256)
+    per_layer = [lrn_neighbour_term(r["model"], x) for r in runs["both"]]
     numbers = {"acc": acc, "per_seed": {a: per_seed(runs, a) for a in runs}, "gain": gains,
-               "spread": max(v["std"] for v in acc.values()), "paper": {"lrn": 1.4, "overlap": 0.4}}
+               "spread": max(v["std"] for v in acc.values()), "paper": {"lrn": 1.4, "overlap": 0.4},
+               "lrn_term": [sum(v) / len(v) for v in zip(*per_layer, strict=True)]}
     fig, (ax1, ax2) = new_figure(1, 2, width=15)
     plot_seed_points(ax1, runs, "Test accuracy per seed")
     tricks = list(gains)
@@ -193,7 +229,9 @@ def alexnet_tricks(ctx: Context) -> Result:
               for t, g in gains.items()]
     setup = (f"cnnlab.models.probes.alexnet_like_net (conv5x5-ReLU-LRN-pool x2, conv3x3-ReLU-pool, widths "
              f"{cfg['widths']}, FC {cfg['hidden']} with dropout 0.5): both tricks, without LRN (k=2, n=5, alpha=1e-4, "
-             "beta=0.75), and with 2x2/2 instead of 3x3/2 pooling (same map sizes); "
+             "beta=0.75), and with 2x2/2 instead of 3x3/2 pooling (same map sizes); LRN's neighbour term alpha/n·Σa² "
+             f"measured on 256 test images with the trained nets (median per LRN layer: "
+             f"{', '.join(f'{t:.3g}' for t in numbers['lrn_term'])}; k = 2); "
              + train_text(cfg["train"], len(ctx.seeds)))
     return Result(numbers, setup, table)
 
