@@ -204,7 +204,7 @@ def compound_scaling_verdict(n: dict[str, Any]) -> Verdict:
                        "train": {**QUICK_TRAIN, "train_subset": 3000, "epochs": 4}},
              "full": {"base": {"layers": 5, "widths": [16, 32], "resolution": 20}, "budget": 2.0, "phi": 1.0,
                       "coefficients": {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}, "seeds": 5, "train": FULL_TRAIN}},
-    cost={"quick": 150, "full": 6 * 3600}, verdict=compound_scaling_verdict)
+    cost={"quick": 180, "full": 6 * 3600}, verdict=compound_scaling_verdict)
 def compound_scaling(ctx: Context) -> Result:
     cfg = ctx.config
     specs = scaled_arms(cfg["base"], cfg["budget"], cfg["coefficients"], cfg["phi"])

@@ -196,7 +196,7 @@ def _probe_batch(data: str, n: int) -> torch.Tensor:
     configs={"quick": {"widths": [16, 32, 48], "hidden": 128, "seeds": 3,
                        "train": {**QUICK_TRAIN, "train_subset": 3000, "epochs": 4}},
              "full": {"widths": [64, 128, 192], "hidden": 512, "seeds": 5, "train": FULL_TRAIN}},
-    cost={"quick": 130, "full": 3 * 3600}, verdict=alexnet_tricks_verdict, version=2)
+    cost={"quick": 150, "full": 3 * 3600}, verdict=alexnet_tricks_verdict, version=2)
 def alexnet_tricks(ctx: Context) -> Result:
     cfg = ctx.config
     net = partial(alexnet_like_net, tuple(cfg["widths"]), hidden=cfg["hidden"])
