@@ -410,10 +410,15 @@ class ClassificationTask(Task):
     def step(self, model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
         x, y = batch[0], batch[1]
         x = add_input_noise(resize_input(x, ctx.img_size or ctx.spec.img_size), ctx.cfg.input_noise)
-        loss, logits = compute_loss(model(x), y, ctx.criterion)
-        if ctx.sample_weights is not None:
-            loss = (loss * ctx.sample_weights[batch[2].to(ctx.sample_weights.device)]).mean()
+        output = model(x)
+        loss, logits = compute_loss(output, y, ctx.criterion)
+        weights = None if ctx.sample_weights is None else ctx.sample_weights[batch[2].to(ctx.sample_weights.device)]
+        if weights is not None:
+            loss = (loss * weights).mean()
         loss, parts = sum_losses(loss)
+        if isinstance(output, AuxOutputs):  # the main head's loss apart (train_main_loss), comparable to a net
+            main = ctx.criterion(logits.detach(), y)  # without auxiliary heads
+            parts = {"main_loss": (main * weights).mean() if weights is not None else main}
         return StepOutput(loss=loss, n=y.shape[0], score_sum=(logits.argmax(1) == y).sum().float(),
                           score_count=float(y.shape[0]), parts=parts or None)
 

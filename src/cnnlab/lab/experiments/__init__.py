@@ -10,6 +10,8 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     generalization,
     regularization,
     validation,
+    architectures,
+    architectures_classic,
     detection,
     quiz,
 )
