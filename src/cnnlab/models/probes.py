@@ -9,6 +9,8 @@ Each isolates one design choice with everything else held equal:
   2010; Ioffe & Szegedy 2015) and of AlexNet's ReLU-vs-tanh comparison (Krizhevsky et al. 2012, Fig. 1).
 - :func:`fc_head_net`: conv features -> flatten -> FC layers, the classifier FCN convolutionalizes
   (Long et al. 2015, §3.1).
+- :func:`bottleneck_net`: a 3x3 conv per block, or its 1x1-reduce -> 3x3 -> 1x1-expand twin at the same
+  in/out width (He et al. 2016, §4.1 "Deeper Bottleneck Architectures", Fig. 5).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from torch import nn
 
 from cnnlab.errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "TwoLayerBlock", "block_net", "deep_plain_net", "fc_head_net", "kernel_stack_net"]
+__all__ = ["ACTIVATIONS", "TwoLayerBlock", "block_net", "bottleneck_net", "conv_bn_relu", "deep_plain_net",
+           "fc_head_net", "kernel_stack_net"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -108,3 +111,27 @@ def block_net(depth: int = 20, width: int = 64, residual: bool = True, in_featur
     blocks = [TwoLayerBlock(width, residual) for _ in range((depth - 2) // 2)]
     return nn.Sequential(nn.Flatten(), nn.Linear(in_features, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
                          *blocks, nn.Linear(width, num_classes))
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    """A 'same' KxK conv without bias, BN, ReLU."""
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+def bottleneck_net(bottleneck: bool = False, width: int = 32, reduction: int = 4, blocks: int = 2,
+                   in_chans: int = 1, num_classes: int = 10) -> nn.Sequential:
+    """A 3x3 stem to ``width``, then ``blocks`` blocks at ``width`` in and out, each followed by 2x2 max-pooling;
+    GAP + linear head. A block is one 3x3 conv (``9 w^2`` weights), or with ``bottleneck=True`` a 1x1 reduction
+    to ``w / reduction``, a 3x3 conv there and a 1x1 expansion back (``2 w m + 9 m^2`` weights, ``m = w / r``);
+    every conv is followed by BN and ReLU."""
+    if width % reduction:
+        raise ConfigError(f"width {width} must be divisible by reduction {reduction}")
+    m = width // reduction
+    mods: list[nn.Module] = [*conv_bn_relu(in_chans, width, 3), nn.MaxPool2d(2)]
+    for _ in range(blocks):
+        if bottleneck:
+            mods += [*conv_bn_relu(width, m, 1), *conv_bn_relu(m, m, 3), *conv_bn_relu(m, width, 1)]
+        else:
+            mods += conv_bn_relu(width, width, 3)
+        mods.append(nn.MaxPool2d(2))
+    return nn.Sequential(*mods, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
