@@ -8,5 +8,6 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     optimizers,
     depth,
     generalization,
+    segmentation,
     quiz,
 )
