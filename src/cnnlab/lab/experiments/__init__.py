@@ -9,5 +9,6 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     depth,
     generalization,
     segmentation,
+    transfer,
     quiz,
 )
