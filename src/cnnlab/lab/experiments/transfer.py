@@ -107,8 +107,8 @@ def scratch_precise_bn(model, name: str, train, test, shots: int, seed: int, img
                 paraphrase="Training a large net needs much data; a net pretrained on ImageNet, reused, wins "
                            "when the new task has few images -- and its lead shrinks as the data grows.",
                 seed=SEED_LECTURE),
-    configs={"quick": {"model": "efficientnet_lite0", "data": "fashion-mnist", "img_size": 72, "shots": [3, 10, 50],
-                       "scratch_epochs": [20, 10, 5], "test_per_class": 50, "seeds": 3, "threads": 1,
+    configs={"quick": {"model": "efficientnet_lite0", "data": "fashion-mnist", "img_size": 72, "shots": [3, 10, 30],
+                       "scratch_epochs": [20, 10, 6], "test_per_class": 30, "seeds": 3, "threads": 1,
                        "head_epochs": 25,
                        "head": {"batch_size": 4, "optimizer": "sgd", "lr": 1e-3, "momentum": 0.9,
                                 "schedule": "step", "step_size": 7, "gamma": 0.1},
@@ -121,7 +121,7 @@ def scratch_precise_bn(model, name: str, train, test, shots: int, seed: int, img
                                "schedule": "step", "step_size": 7, "gamma": 0.1},
                       "scratch": {"batch_size": 64, "optimizer": "adam", "lr": 2e-3, "schedule": "cosine",
                                   "augment": "crop:4,flip"}}},
-    cost={"quick": 140, "full": 6 * 3600}, verdict=transfer_verdict)
+    cost={"quick": 150, "full": 6 * 3600}, verdict=transfer_verdict)
 def transfer(ctx: Context) -> Result:
     from cnnlab.data import load_dataset
 
