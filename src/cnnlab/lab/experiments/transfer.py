@@ -173,6 +173,8 @@ def _figure(ctx: Context, n: dict[str, Any]) -> None:
                 label="ImageNet features + linear head" if arm == "pretrained" else "same net from scratch")
     ax.set(xscale="log", xlabel="training images per class", ylabel="test accuracy [%]",
            title="Pretrained vs scratch")
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.minorticks_off()
     ax.legend()
     gaps = [100 * n["paired"][str(k)]["mean_diff"] for k in shots]
     ax2.bar(range(len(shots)), gaps, color="#009E73")
