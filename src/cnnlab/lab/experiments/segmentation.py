@@ -119,7 +119,9 @@ def skip_sharpness(ctx: Context) -> Result:
              "trains 16s/8s from the coarser net, here every net trains from scratch alike (its new score layers "
              "start at zero). "
              "Quick mode is far from converged (the recipe scenes-fcn2s needs ~15 min per net for mean IU 0.80): "
-             "it compares how fast each variant learns to draw masks in the same short budget")
+             "it compares how fast each variant learns to draw masks in the same short budget; at "
+             f"{cfg['img_size']}x{cfg['img_size']} FCN-32s scores a {-(-cfg['img_size'] // 32)}x"
+             f"{-(-cfg['img_size'] // 32)} map and upsamples it 32x")
     return Result(numbers, setup, table)
 
 
