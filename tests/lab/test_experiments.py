@@ -50,7 +50,9 @@ def test_stack3x3_rule_rejects_wrong_counts_and_lower_accuracy():
 
 def test_bottleneck_reproduces_120_4_to_12_4_million(tmp_path):
     cases = [["googlenet", 192, 16, 32, 5, 28], ["resnet", 256, 64, 256, 3, 14]]
-    result, verdict = run_tiny("bottleneck", {"cases": cases}, tmp_path)
+    cfg = {"cases": cases, "net": {"width": 8, "reduction": 4, "blocks": 1}, "margin": 1.0, "train": TINY_TRAIN,
+           "seeds": 2}
+    result, verdict = run_tiny("bottleneck", cfg, tmp_path)
     first = result.numbers["rows"][0]
     assert first["counted_plain"] == first["formula_plain"] == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400
     assert first["counted_bottleneck"] == 28 * 28 * (16 * 192 + 32 * 5 * 5 * 16) == 12_443_648

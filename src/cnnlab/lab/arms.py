@@ -20,8 +20,9 @@ def train_arms(ctx: Context, arms: dict[str, Callable[[], nn.Module]], train: di
     """``fit`` every arm on every seed with the ``TrainConfig`` fields in ``train`` (evaluated once, at
     the end, unless ``train["eval_every"]`` asks for more); each run writes ``ctx.run_dir(ARM-sSEED)``.
     ``train["test_subset"] = N`` scores on a fixed seeded sample of N test images instead of all.
-    Returns per arm, per seed: the final test metrics (``top1``, ``loss``), the per-epoch history, the
-    callbacks' objects and the trained ``model``."""
+    Returns per arm, per seed: the final test metrics (``top1``, ``loss``; ``final``: every scalar one, e.g.
+    ``mean_iu`` of a segmentation task), the per-epoch history, the callbacks' objects and the trained
+    ``model``."""
     from cnnlab.train import TrainConfig, fit
 
     train = dict(train)
@@ -39,8 +40,9 @@ def train_arms(ctx: Context, arms: dict[str, Callable[[], nn.Module]], train: di
             result = fit(cfg, model=model, callbacks=cbs, test_data=test_data)
             if result.interrupted:  # fit stops cleanly on SIGINT/SIGTERM; the experiment must not finish
                 raise KeyboardInterrupt(f"{arm} seed {seed} interrupted")
-            out[arm].append({"seed": seed, "top1": float(result.final["top1"]), "loss": float(result.final["loss"]),
-                             "history": result.history, "callbacks": cbs, "model": result.model})
+            final = {k: float(v) for k, v in result.final.items() if isinstance(v, int | float)}
+            out[arm].append({"seed": seed, "top1": final.get("top1", float("nan")), "loss": final["loss"],
+                             "final": final, "history": result.history, "callbacks": cbs, "model": result.model})
     return out
 
 

@@ -18,6 +18,8 @@ Each isolates one design choice with everything else held equal:
   or non-overlapping (2x2/2) max-pooling switched on or off (Krizhevsky et al. 2012, §3.3-3.4).
 - :func:`aux_head_net`: a deep plain conv net with GoogLeNet-style auxiliary classifiers on intermediate
   layers, trained with ``loss + 0.3 * sum(aux losses)`` (Szegedy et al. 2015, §5).
+- :func:`bottleneck_net`: a 3x3 conv per block, or its 1x1-reduce -> 3x3 -> 1x1-expand twin at the same
+  in/out width (He et al. 2016, §4.1 "Deeper Bottleneck Architectures", Fig. 5).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from cnnlab.models.resnet_cifar import CifarBasicBlock
 from cnnlab.models.senet import add_se
 
 __all__ = ["ACTIVATIONS", "AuxHeadNet", "TwoLayerBlock", "alexnet_like_net", "aux_head_net", "block_net",
-           "deep_plain_net", "fc_head_net", "kernel_stack_net", "regularization_net", "residual_se_net"]
+           "bottleneck_net", "conv_bn_relu", "deep_plain_net", "fc_head_net", "kernel_stack_net",
+           "regularization_net", "residual_se_net"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -235,3 +238,26 @@ def aux_head_net(depth: int = 9, width: int = 16, aux: bool = True, in_chans: in
                  num_classes: int = 10) -> AuxHeadNet:
     """:class:`AuxHeadNet`; ``aux=False`` is the same trunk and classifier without the auxiliary heads."""
     return AuxHeadNet(depth, width, aux, in_chans=in_chans, num_classes=num_classes)
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
+    """A 'same' KxK conv without bias, BN, ReLU."""
+    return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+def bottleneck_net(bottleneck: bool = False, width: int = 32, reduction: int = 4, blocks: int = 2,
+                   in_chans: int = 1, num_classes: int = 10) -> nn.Sequential:
+    """A 3x3 stem to ``width``, then ``blocks`` blocks at ``width`` in and out, each followed by 2x2 max-pooling;
+    GAP + linear head. A block is one 3x3 conv (``9 w^2`` weights), or with ``bottleneck=True`` a 1x1 reduction
+    to ``w / reduction``, a 3x3 conv there and a 1x1 expansion back (``2 w m + 9 m^2`` weights, ``m = w / r``);
+    every conv is followed by BN and ReLU."""
+    if width % reduction:
+        raise ConfigError(f"width {width} must be divisible by reduction {reduction}")
+    m = width // reduction
+    mods: list[nn.Module] = [*conv_bn_relu(in_chans, width, 3), nn.MaxPool2d(2)]
+    for _ in range(blocks):
+        if bottleneck:
+            mods += [*conv_bn_relu(width, m, 1), *conv_bn_relu(m, m, 3), *conv_bn_relu(m, width, 1)]
+        else:
+            mods += conv_bn_relu(width, width, 3)
+        mods.append(nn.MaxPool2d(2))
+    return nn.Sequential(*mods, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))

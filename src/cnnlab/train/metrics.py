@@ -158,3 +158,23 @@ def _autocast(device: torch.device, amp: str):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, data: Any, *, batch_size: int = 128,
+                          device: torch.device | str | None = None, channels_last: bool = False,
+                          prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> nn.Module:
+    """Re-estimate every BatchNorm's running mean and variance over ``data`` with the weights fixed: "precise BN"
+    (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", §3), via ``torch.optim.swa_utils.update_bn`` (a
+    cumulative average of train-mode batch statistics). For a net trained in few steps, whose running averages
+    (momentum 0.1) still carry the statistics of its early weights. ``data``: as :func:`evaluate` takes it."""
+    from torch.optim.swa_utils import update_bn
+
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    inputs = (x.to(device) if prepare is None else prepare(x.to(device))
+              for x, _ in _batches(data, batch_size, device, channels_last))
+    update_bn(inputs, model)
+    return model

@@ -12,6 +12,8 @@ from cnnlab.lab.experiments import (  # noqa: F401, I001  (registration order = 
     validation,
     architectures,
     architectures_classic,
+    segmentation,
+    transfer,
     detection,
     quiz,
 )

@@ -16,7 +16,7 @@ from cnnlab.lab.arms import arm_summary, train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.stats import paired_comparison
 from cnnlab.lab.style import new_figure
-from cnnlab.models.probes import kernel_stack_net
+from cnnlab.models.probes import bottleneck_net, kernel_stack_net
 
 SEED_LECTURE = "001_2f996cc2c9e949d3.txt"
 SEED_REVIEW = "000_00f717e3d2045b8a.txt"
@@ -112,20 +112,36 @@ def stack3x3(ctx: Context) -> Result:
 
 # ============================================================================ bottleneck
 def bottleneck_verdict(n: dict[str, Any]) -> Verdict:
-    """Confirmed: counting real modules agrees with the formula, the seed's example falls from ~120.4 M to
-    ~12.4 M MACs, and every configuration saves at least 2x."""
+    """Cost: counting real modules agrees with the formula, the seed's example falls from ~120.4 M to ~12.4 M
+    MACs, every configuration saves at least 2x, and the trained bottleneck net costs fewer MACs than its
+    plain twin. Accuracy kept: the bottleneck net's test accuracy, mean over seeds of the paired difference,
+    is at most ``margin`` (config, 0.02 = 2 points) below the plain net's.
+    Confirmed: cost and accuracy both hold. Partly: one of them holds. Not confirmed: counted MACs disagree
+    with the formula, or neither holds. (Version 2 added the accuracy arm; version 1 judged the cost alone.)"""
     agree = all(r["counted_plain"] == r["formula_plain"] and r["counted_bottleneck"] == r["formula_bottleneck"]
                 for r in n["rows"])
     ex = n["rows"][0]
     if not agree:
         return Verdict("not confirmed", "counted MACs disagree with the formula")
     saves = min(r["counted_plain"] / r["counted_bottleneck"] for r in n["rows"])
-    if saves >= 2 and abs(ex["counted_plain"] / 1e6 - 120.4) < 0.1 and abs(ex["counted_bottleneck"] / 1e6 - 12.4) < 0.1:
-        return Verdict("confirmed", f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M "
-                                    f"MACs ({ex['counted_plain'] / ex['counted_bottleneck']:.1f}x); every case "
-                                    f">= {saves:.1f}x")
-    return Verdict("partly", f"1x1 reductions save {saves:.1f}x at least, the example gives "
-                             f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M")
+    example = abs(ex["counted_plain"] / 1e6 - 120.4) < 0.1 and abs(ex["counted_bottleneck"] / 1e6 - 12.4) < 0.1
+    net = n["net_macs"]
+    cost_ok = saves >= 2 and example and net["bottleneck"] < net["plain"]
+    diff, margin = n["paired"]["mean_diff"], n["margin"]
+    acc_ok = diff >= -margin
+    acc = n["acc"]
+    text = (f"{ex['counted_plain'] / 1e6:.1f} M -> {ex['counted_bottleneck'] / 1e6:.1f} M MACs "
+            f"({ex['counted_plain'] / ex['counted_bottleneck']:.1f}x); every case >= {saves:.1f}x; trained pair "
+            f"{net['plain'] / 1e6:.2f} M -> {net['bottleneck'] / 1e6:.2f} M MACs, test accuracy plain "
+            f"{acc['plain']['mean']:.1%} ± {acc['plain']['std']:.1%} vs bottleneck {acc['bottleneck']['mean']:.1%} "
+            f"± {acc['bottleneck']['std']:.1%} (paired difference {100 * diff:+.1f} points, margin "
+            f"{100 * margin:.0f})")
+    if cost_ok and acc_ok:
+        return Verdict("confirmed", text)
+    if cost_ok or acc_ok:
+        why = "accuracy not kept within the margin" if cost_ok else "the MAC saving falls short"
+        return Verdict("partly", f"{text}; {why}")
+    return Verdict("not confirmed", text)
 
 
 def _bottleneck_modules(style: str, a: int, m: int, b: int, k: int) -> tuple[nn.Module, nn.Module]:
@@ -138,20 +154,26 @@ def _bottleneck_modules(style: str, a: int, m: int, b: int, k: int) -> tuple[nn.
                           nn.Conv2d(m, b, 1, bias=False)))
 
 
+BOTTLENECK_CASES = [["googlenet", 192, 16, 32, 5, 28], ["googlenet", 480, 96, 208, 3, 14],
+                    ["resnet", 256, 64, 256, 3, 56], ["resnet", 1024, 256, 1024, 3, 14]]
+
+
 @register_experiment(
     "bottleneck",
     claim=Claim(quote="1x1 Conv: ... Dimensionality Reduction 효과 ... "
                       "연산량을 줄이고, 신경망을 더욱 깊게 쌓을 수 있음",
                 paraphrase="1x1 convolutions that reduce the channels before a large kernel (Inception, ResNet "
-                           "bottlenecks) cut the multiply-adds, e.g. 120.4 M -> 12.4 M.",
+                           "bottlenecks) cut the multiply-adds, e.g. 120.4 M -> 12.4 M, and keep the accuracy.",
                 seed=SEED_REVIEW),
-    configs={m: {"cases": [["googlenet", 192, 16, 32, 5, 28], ["googlenet", 480, 96, 208, 3, 14],
-                           ["resnet", 256, 64, 256, 3, 56], ["resnet", 1024, 256, 1024, 3, 14]]}
-             for m in ("quick", "full")},
-    cost={"quick": 10, "full": 10}, verdict=bottleneck_verdict)
+    configs={"quick": {"cases": BOTTLENECK_CASES, "net": {"width": 64, "reduction": 4, "blocks": 2}, "margin": 0.02,
+                       "train": QUICK_TRAIN, "seeds": 3},
+             "full": {"cases": BOTTLENECK_CASES, "net": {"width": 128, "reduction": 4, "blocks": 2}, "margin": 0.02,
+                      "train": FULL_TRAIN, "seeds": 5}},
+    cost={"quick": 100, "full": 1800}, verdict=bottleneck_verdict, version=2)
 def bottleneck(ctx: Context) -> Result:
+    cfg = ctx.config
     rows = []
-    for style, a, m, b, k, size in ctx.config["cases"]:
+    for style, a, m, b, k, size in cfg["cases"]:
         f = bottleneck_cost(a, m, b, k, size, style=style)
         plain, bott = _bottleneck_modules(style, a, m, b, k)
         rows.append({"style": style, "plain": f.plain, "bottleneck": f.bottleneck, "map": f"{size}x{size}",
@@ -160,7 +182,32 @@ def bottleneck(ctx: Context) -> Result:
                      "counted_bottleneck": inspect(bott, (a, size, size)).total_macs,
                      "params_plain": _params(plain), "params_bottleneck": _params(bott)})
         rows[-1]["saving_x"] = rows[-1]["counted_plain"] / rows[-1]["counted_bottleneck"]
-    fig, ax = new_figure(width=11)
+    arms = {"plain": partial(bottleneck_net, False, **cfg["net"]), "bottleneck": partial(bottleneck_net, True,
+                                                                                          **cfg["net"])}
+    runs = train_arms(ctx, arms, cfg["train"], ctx.seeds)
+    acc = arm_summary(runs)
+    per_seed = {k: [r["top1"] for r in rs] for k, rs in runs.items()}
+    numbers = {"rows": rows, "acc": acc, "per_seed": per_seed, "margin": cfg["margin"],
+               "paired": paired_comparison(per_seed["plain"], per_seed["bottleneck"]),
+               "net_macs": {k: inspect(f(), (1, 28, 28)).total_macs for k, f in arms.items()},
+               "net_params": {k: _params(f()) for k, f in arms.items()}}
+    _bottleneck_figure(ctx, rows, runs, acc)
+    w, r = cfg["net"]["width"], cfg["net"]["reduction"]
+    table = rows + [{"arm": k, "params": numbers["net_params"][k], "macs": numbers["net_macs"][k],
+                     "test_top1_mean": v["mean"], "test_top1_std": v["std"]} for k, v in acc.items()]
+    setup = ("MACs of each block counted by tracing real nn.Conv2d modules (cnnlab.inspect) and by the formula "
+             "(cnnlab.analysis.bottleneck_cost); first case: 28x28x192 -> 5x5 conv to 32 channels, with and "
+             "without a 1x1 reduction to 16 (the 120.4 M -> 12.4 M example; GoogLeNet inception 3a's 5x5 branch). "
+             f"Accuracy kept: a 3x3 stem to {w} channels and {cfg['net']['blocks']} blocks at {w} in/out, each a "
+             f"3x3 conv or 1x1 ({w}->{w // r}) -> 3x3 -> 1x1 ({w // r}->{w}) (cnnlab.models.probes.bottleneck_net, "
+             "every conv + BN + ReLU, 2x2 max-pool after each), " + train_setup(cfg["train"], len(ctx.seeds))
+             + f"; accuracy margin {100 * cfg['margin']:.0f} points")
+    return Result(numbers, setup, table)
+
+
+def _bottleneck_figure(ctx: Context, rows: list[dict[str, Any]], runs: dict[str, list[dict[str, Any]]],
+                       acc: dict[str, dict[str, float]]) -> None:
+    fig, (ax, ax2) = new_figure(1, 2, width=15)
     labels = [f"{r['style']}\n{r['map']}" for r in rows]
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [r["counted_plain"] / 1e6 for r in rows], 0.4, label="without 1x1 reduction")
@@ -168,12 +215,12 @@ def bottleneck(ctx: Context) -> Result:
     ax.set(xticks=list(xs), yscale="log", ylabel="multiply-adds [millions]", title="Cost of one block (batch 1)")
     ax.set_xticklabels(labels)
     ax.legend()
+    for i, (arm, rs) in enumerate(runs.items()):
+        ax2.scatter([i] * len(rs), [100 * r["top1"] for r in rs], s=80, label=arm)
+        ax2.errorbar(i + 0.15, 100 * acc[arm]["mean"], yerr=100 * acc[arm]["std"], fmt="k_", capsize=8)
+    ax2.set(xticks=[0, 1], xticklabels=list(runs), xlim=(-0.5, 1.5), ylabel="test accuracy [%]",
+            title="Trained twins (per seed, mean ± std)")
     ctx.save_figure(fig, "bottleneck.png")
-    setup = ("MACs of each block counted by tracing real nn.Conv2d modules (cnnlab.inspect) and by the formula "
-             "(cnnlab.analysis.bottleneck_cost); first case: 28x28x192 -> 5x5 conv to 32 channels, with and "
-             "without a 1x1 reduction to 16 (the 120.4 M -> 12.4 M example; GoogLeNet inception 3a's 5x5 branch). "
-             "The accuracy arm ('accuracy kept') is not part of this version.")
-    return Result({"rows": rows}, setup, rows)
 
 
 # ============================================================================ depthwise
