@@ -239,6 +239,7 @@ def aux_head_net(depth: int = 9, width: int = 16, aux: bool = True, in_chans: in
     """:class:`AuxHeadNet`; ``aux=False`` is the same trunk and classifier without the auxiliary heads."""
     return AuxHeadNet(depth, width, aux, in_chans=in_chans, num_classes=num_classes)
 
+
 def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
     """A 'same' KxK conv without bias, BN, ReLU."""
     return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
