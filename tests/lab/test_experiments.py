@@ -176,6 +176,27 @@ def test_quiz_structural_answers_and_rule():
     assert quiz_verdict({"answers": rows}).status == "partly"
 
 
+def test_quiz_reads_se_gain_and_transfer_results():
+    from cnnlab.lab.experiments.quiz import q_se, q_transfer
+
+    def se(lo, hi):
+        return {"mode": "quick", "numbers": {"paired": {"t_ci": [lo, hi], "mean_diff": (lo + hi) / 2},
+                                             "small": {"params_added": 0.039}}}
+
+    assert q_se(None) is None
+    assert q_se(se(0.001, 0.02))[0] == "O" and q_se(se(-0.02, -0.001))[0] == "X"
+    answer, evidence = q_se(se(-0.01, 0.01))
+    assert answer is None and "not significant" in evidence and "+3.9 % parameters" in evidence
+
+    def transfer(lo, hi):
+        acc = {"3": {"mean": 0.6}, "30": {"mean": 0.8}}
+        return {"mode": "quick", "numbers": {"shots": [30, 3], "acc": {"pretrained": acc, "scratch": acc},
+                                             "paired": {"3": {"t_ci": [lo, hi]}, "30": {"t_ci": [-1, -0.5]}}}}
+
+    assert q_transfer(transfer(0.1, 0.3))[0] == "X" and "with 3 images per class" in q_transfer(transfer(0.1, 0.3))[1]
+    assert q_transfer(transfer(-0.3, -0.1))[0] == "O" and q_transfer(transfer(-0.1, 0.1))[0] is None
+
+
 def test_detection_speed_rule_on_planted_numbers():
     from cnnlab.lab.experiments.detection import detection_verdict
 

@@ -262,6 +262,11 @@ def test_se_gain_tiny_run(tmp_path):
     assert n["small"]["params"][1] - n["small"]["params"][0] == (2 * 4 * 2 + 2 + 4) + (2 * 8 * 4 + 4 + 8)
     assert len(n["per_seed"]["se"]) == 2 and (tmp_path / "runs" / "se-s1" / "metrics.csv").is_file()
     assert verdict.status in ("confirmed", "partly", "not confirmed") and "SE-ResNet-50" in verdict.reason
+    from cnnlab.lab.experiments.quiz import q_se  # the quiz reads this very result (statement 5)
+
+    answer, evidence = q_se({"mode": "quick", "numbers": n})
+    lo, hi = n["paired"]["t_ci"]
+    assert answer == ("O" if lo > 0 else "X" if hi < 0 else None) and "se_gain (quick)" in evidence
 
 
 def test_compound_scaling_tiny_run(tmp_path):

@@ -145,6 +145,10 @@ def test_transfer_tiny_run_with_the_real_imagenet_weights(tmp_path):
     assert not list(tmp_path.rglob("*.safetensors")) and not (tmp_path / "features").exists()
     assert [r["images_per_class"] for r in result.table] == [1, 2]
     assert verdict.status in ("confirmed", "partly", "not confirmed")
+    from cnnlab.lab.experiments.quiz import q_transfer  # the quiz reads this very result (statement 7)
+
+    answer, evidence = q_transfer({"mode": "quick", "numbers": n})
+    assert answer is None and "with 1 images per class" in evidence  # one seed: no interval, undecided
 
 
 def test_recalibrate_batchnorm_replaces_stale_running_stats_by_the_data_statistics():

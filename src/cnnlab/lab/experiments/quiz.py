@@ -64,8 +64,8 @@ def q_resnet(batch: torch.Tensor, labels: torch.Tensor) -> tuple[str | None, str
     answer = "O" if imbalance["plain56"] - imbalance["resnet56"] >= 1 else "X"
     return answer, (f"at initialisation the first conv gets {ratio['plain56']:.2g}x (plain-56) vs "
                     f"{ratio['resnet56']:.2g}x (ResNet-56) the last conv's gradient norm: with shortcuts the error "
-                    "signal reaches every depth at a similar scale (a gradient proxy; the trained degradation test, "
-                    "residual_depth, is not built yet)")
+                    "signal reaches every depth at a similar scale (a gradient proxy, used when the trained "
+                    "degradation test, residual_depth, has not run)")
 
 
 def q_resnet_trained(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
@@ -87,11 +87,41 @@ def q_shufflenet() -> tuple[str | None, str]:
                  "answer the lecture likely wants, X) is pointwise group convolution + channel shuffle")
 
 
+def q_se(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
+    """From se_gain when it has run: O when adding SE blocks changed test accuracy significantly upwards (the paired
+    95 % t-interval of SE minus plain above 0), X when significantly downwards, undecided (None) otherwise."""
+    if not result:
+        return None
+    lo, hi = result["numbers"]["paired"]["t_ci"]
+    diff = result["numbers"]["paired"]["mean_diff"]
+    added = result["numbers"]["small"]["params_added"]
+    answer = "O" if lo > 0 else "X" if hi < 0 else None
+    return answer, (f"se_gain ({result['mode']}): SE blocks changed test accuracy by {100 * diff:+.2f} points "
+                    f"(95 % CI [{100 * lo:+.2f}, {100 * hi:+.2f}]) at +{100 * added:.1f} % parameters"
+                    + ("" if answer else "; not significant either way"))
+
+
+def q_transfer(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
+    """From transfer when it has run. The statement says transfer learning needs *more* training data; measured X
+    when at the smallest training set the pretrained net beats the scratch one significantly (paired 95 %
+    t-interval above 0: it needs less data for the same accuracy), O when significantly below, else None."""
+    if not result:
+        return None
+    n = result["numbers"]
+    shots = min(n["shots"])
+    lo, hi = n["paired"][str(shots)]["t_ci"]
+    acc = {arm: n["acc"][arm][str(shots)]["mean"] for arm in ("pretrained", "scratch")}
+    answer = "X" if lo > 0 else "O" if hi < 0 else None
+    return answer, (f"transfer ({result['mode']}): with {shots} images per class pretrained {acc['pretrained']:.1%} vs "
+                    f"scratch {acc['scratch']:.1%} (paired 95 % CI of the gain [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+                    "points): transfer learning needs less data, not more")
+
+
 NOT_HERE = {
     4: "what DPN's micro-block 'reflects' is a design intent, not a number; its block has no channel-exchange op "
        "(that is ShuffleNet's channel shuffle; SENet reweights channels)",
-    5: "needs the se_gain experiment (ResNet vs SE-ResNet trained side by side), not built yet",
-    7: "needs the transfer experiment (pretrained vs scratch across training-set sizes), not built yet",
+    5: "needs the se_gain experiment's result (ResNet vs SE-ResNet trained side by side): run it first",
+    7: "needs the transfer experiment's result (pretrained vs scratch across training-set sizes): run it first",
 }
 
 
@@ -115,7 +145,7 @@ def quiz_verdict(n: dict[str, Any]) -> Verdict:
                            "'not measurable here' with the reason.",
                 seed=SEED_LECTURE),
     configs={m: {"batch": 32, "data": "fashion-mnist"} for m in ("quick", "full")},
-    cost={"quick": 40, "full": 40}, verdict=quiz_verdict, reads=("residual_depth",))
+    cost={"quick": 40, "full": 40}, verdict=quiz_verdict, reads=("residual_depth", "se_gain", "transfer"), version=2)
 def quiz(ctx: Context) -> Result:
     from cnnlab.data import load_dataset
 
@@ -123,12 +153,16 @@ def quiz(ctx: Context) -> Result:
     x = (train.images[: ctx.config["batch"]].float() / 255 - train.mean[0]) / train.std[0]
     q3 = q_resnet_trained(ctx.read_other("residual_depth")) or q_resnet(x, train.labels[: ctx.config["batch"]])
     measured = {1: q_vgg(), 2: q_inception(), 3: q3, 6: q_shufflenet()}
+    for q, answer in ((5, q_se(ctx.read_other("se_gain"))), (7, q_transfer(ctx.read_other("transfer")))):
+        if answer is not None:
+            measured[q] = answer
     rows = []
     for q, (text, lecture) in enumerate(STATEMENTS, start=1):
         answer, evidence = measured.get(q, (None, "not measurable here: " + NOT_HERE.get(q, "")))
         rows.append({"q": q, "statement": text, "lecture": lecture, "measured": answer, "evidence": evidence})
     setup = ("each statement of the quiz in 001_2f996cc2c9e949d3.txt checked against the zoo by counting (kernel "
              "sizes, depthwise/grouped convs), tracing (receptive fields) or one backward pass at initialisation "
-             f"(plain-56 vs ResNet-56 on {ctx.config['batch']} Fashion-MNIST images); 'lecture' is the answer the "
+             f"(plain-56 vs ResNet-56 on {ctx.config['batch']} Fashion-MNIST images), and the residual_depth, "
+             "se_gain and transfer results when they have run; 'lecture' is the answer the "
              "lecture's text implies (the seed prints no key)")
     return Result({"answers": rows}, setup, rows)
