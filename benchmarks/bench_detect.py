@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -124,7 +125,7 @@ def _denormalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     return x * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
 
 
-def torchvision_row(cfg, train, test) -> dict:
+def torchvision_row(cfg, train, test, out: str | None = None) -> dict:
     """The peer trained with the recipe's optimizer, schedule, epochs, batch size, augmentation and whitening."""
     from cnnlab.data.dense import build_dense_loader
     from cnnlab.detection.metrics import DetectionMeter
@@ -160,6 +161,11 @@ def torchvision_row(cfg, train, test) -> dict:
             preds = model(list(_denormalise(x, mean, std)))
             meter.update(preds, [{"boxes": b, "labels": lb} for b, lb in zip(target["boxes"], target["labels"])])
     m = meter.compute()
+    if out:  # the weights, so that --speed-only can time this row again on a quiet machine
+        from safetensors.torch import save_file
+
+        Path(out, "torchvision").mkdir(parents=True, exist_ok=True)
+        save_file(model.state_dict(), str(Path(out, "torchvision", "model.safetensors")))
     images = list(_denormalise(normalised(test), mean, std))
     return dict(method="torchvision", model="torchvision FasterRCNN (FastNet)", map_50=m["map_50"], map=m["map"],
                 train_s=wall, img_s=inference_speed(_ListInput(model), torch.stack(images)))
@@ -180,7 +186,7 @@ def run_method(method: str, cfg, train, test, tmp: str, staged: tuple[int, int] 
 
     try:
         if method == "torchvision":
-            return torchvision_row(cfg, train, test)
+            return torchvision_row(cfg, train, test, tmp)
         if method in ("rcnn", "sppnet"):
             return staged_row(method, cfg, train, test, tmp, *staged)
         return engine_row(method, model_for_method(method), cfg, train, test, tmp)
@@ -191,6 +197,51 @@ def run_method(method: str, cfg, train, test, tmp: str, staged: tuple[int, int] 
 
         traceback.print_exc()
         return dict(method=method, note=f"skipped: {type(e).__name__}: {str(e).splitlines()[0]}")
+
+
+def speed_rows(out: str, test) -> list[dict]:
+    """--speed-only: no training; every finished run under ``out`` (this script's ``--out`` of earlier runs) is
+    loaded and its inference timed now, all rows in one process on one machine state (training times and mAP
+    come from the runs: ``result.json`` and the ``*.json`` rows files there)."""
+    from cnnlab.detection.rcnn import load_rcnn
+    from cnnlab.detection.task import DetectionTask
+    from cnnlab.train import load_checkpoint
+    from cnnlab.train.runs import read_run
+
+    recorded = {}
+    for f in sorted(Path(out).glob("*.json")):
+        recorded.update({r["method"]: r for r in json.loads(f.read_text()) if "map_50" in r})
+    rows = []
+    for method in METHODS:
+        d = Path(out) / method
+        before = os.getloadavg()[0]
+        if method == "torchvision":
+            if method not in recorded:
+                continue
+            row = dict(recorded[method])
+            if (d / "model.safetensors").is_file():
+                from safetensors.torch import load_file
+
+                model = torchvision_peer(test.num_classes, test.image_shape[-1], test.mean, test.std)
+                model.load_state_dict(load_file(str(d / "model.safetensors")))
+                mean, std = test.mean, test.std
+                row["img_s"] = inference_speed(_ListInput(model), _denormalise(normalised(test), mean, std))
+            else:
+                row["note_speed"] = f"timed in its own run (load {row.get('load_after', float('nan')):.1f})"
+        elif (d / "result.json").is_file():
+            final = read_run(d).result["final"]
+            if method in ("rcnn", "sppnet"):
+                img_s = staged_speed(load_rcnn(d), test)
+            else:
+                model = DetectionTask().model_from_checkpoint(load_checkpoint(d)).eval()
+                img_s = inference_speed(model, normalised(test))
+            row = dict(method=method, model=read_run(d).config.get("model") or method, map_50=final["map_50"],
+                       map=final["map"], train_s=recorded.get(method, {}).get("train_s", float("nan")), img_s=img_s)
+        else:
+            continue
+        rows.append({**row, "speed_load": (before, os.getloadavg()[0])})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def write_json_atomic(path: str, rows: list[dict]) -> None:
@@ -209,6 +260,8 @@ def print_table(rows: list[dict]) -> None:
             print(f"| {r['method']} | - | - | - | - | - | {r['note']} |")
             continue
         up = f"{r['img_s'] / base['img_s']:.1f}x" if base else "- (no R-CNN row)"
+        if r.get("note_speed"):
+            up += f" ({r['note_speed']})"
         print(f"| {r['method']} | {r['model']} | {r['map_50']:.4f} | {r['map']:.4f} | {r['train_s']:.0f} | "
               f"{r['img_s']:.1f} | {up} |")
 
@@ -227,6 +280,8 @@ def main() -> int:
                     help="intra-op threads (0: the recipe's, i.e. torch's default; 1 is faster on a busy machine)")
     ap.add_argument("--out", default=None, help="keep each method's run directory under DIR (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write the rows (with the load around each) to FILE")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="train nothing: time the inference of the finished runs under --out again (a quiet machine)")
     args = ap.parse_args()
     cfg = get_recipe(args.recipe).replace(seed=args.seed)
     if args.threads:
@@ -242,8 +297,12 @@ def main() -> int:
           f"augment {cfg.augment}, seed {cfg.seed}")
     train, test = load_dataset(cfg.data, "train"), load_dataset(cfg.data, "test")
     rows = []
+    if args.speed_only:
+        if not args.out:
+            raise SystemExit("--speed-only needs --out DIR (where earlier runs of this script left their runs)")
+        rows = speed_rows(args.out, test)
     with tempfile.TemporaryDirectory() as tmp:
-        for method in args.methods.split(","):
+        for method in [] if args.speed_only else args.methods.split(","):
             if method not in METHODS:
                 raise SystemExit(f"unknown method {method!r}; use some of {', '.join(METHODS)}")
             before = os.getloadavg()[0]
