@@ -7,8 +7,9 @@ speed-up over R-CNN (papers: SPPNet 24-102x, Fast R-CNN 146-213x; Faster R-CNN 5
 
 The peer row is torchvision's own ``torchvision.models.detection.FasterRCNN`` with the same backbone (FastNet,
 whitened stem, stride 16), the same anchors (16/32/64 px x 0.5/1/2), RoI pooling 7x7, fc 256, the same sampling
-sizes and proposal counts, ``min_size = max_size =`` the scene size (no resize to 800), the same data, loader,
-optimizer, schedule and number of epochs -- a training loop of this file, the same steps as the engine's.
+sizes, proposal counts and per-class test NMS (0.3, the papers' released setting; torchvision's default is 0.5),
+``min_size = max_size =`` the scene size (no resize to 800), the same data, loader, optimizer, schedule and number
+of epochs -- a training loop of this file, the same steps as the engine's.
 
 R-CNN / SPPNet rows come from ``cnnlab.detection.rcnn.fit_rcnn / fit_sppnet`` and YOLO from the registry's ``yolo*``
 model when this build has them; otherwise the row says "skipped" and why.
@@ -118,7 +119,7 @@ def torchvision_peer(num_classes: int, size: int, mean, std, widths=(32, 64, 96,
                       rpn_pre_nms_top_n_train=600, rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_train=150,
                       rpn_post_nms_top_n_test=100, box_roi_pool=_roi_pool_layer(),
                       box_head=TwoMLPHead(widths[-1] * 49, 256), box_predictor=FastRCNNPredictor(256, num_classes),
-                      box_batch_size_per_image=64)
+                      box_batch_size_per_image=64, box_nms_thresh=0.3)
 
 
 def _denormalise(x: torch.Tensor, mean, std) -> torch.Tensor:

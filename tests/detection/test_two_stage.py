@@ -143,3 +143,17 @@ def test_efficientnet_lite0_backbone_can_start_from_imagenet():
     assert torch.equal(det.backbone.body[3][0].block[0][0].weight, ref.features[3][0].block[0][0].weight)
     assert not torch.equal(create_model("faster_rcnn_efficientnet_lite0").backbone.body[0][0].weight,
                            ref.features[0][0].weight)
+
+
+def test_head_nms_is_the_papers_test_setting():
+    """Per-class NMS at 0.3 (py-faster-rcnn / fast-rcnn ``TEST.NMS``), not torchvision's 0.5: two boxes of one
+    class overlapping at IoU 0.4 leave one detection."""
+    from torchvision.ops import box_iou
+
+    proposals = [torch.tensor([[10.0, 10.0, 50.0, 50.0], [27.0, 10.0, 67.0, 50.0]])]
+    assert 0.35 < box_iou(proposals[0][:1], proposals[0][1:]).item() < 0.45
+    logits = torch.tensor([[0.0, 5.0, 0.0], [0.0, 4.0, 0.0]])  # background, class 1, class 2
+    deltas = torch.zeros(2, 12)
+    assert len(postprocess(logits, deltas, proposals, (80, 80))[0]["boxes"]) == 1
+    assert len(postprocess(logits, deltas, proposals, (80, 80), nms_thresh=0.5)[0]["boxes"]) == 2
+    assert create_model("faster_rcnn_fastnet").roi_heads.nms_thresh == 0.3

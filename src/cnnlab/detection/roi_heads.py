@@ -8,8 +8,11 @@ regressor, trained jointly with the multi-task loss.
   that the classifier also sees empty windows); the ground-truth boxes join the proposals.
 * Loss (§2.3, eq. 1): ``L = L_cls(p, u) + [u >= 1] L_loc(t^u, v)``, cross-entropy plus smooth L1 (eq. 3,
   ``beta = 1``) on the true class's deltas, box coding weights (10, 10, 5, 5).
-* Detection (§2.4): softmax scores, class-specific boxes, clip, drop background and scores <= 0.05, NMS at 0.5
-  per class (``batched_nms``), at most 100 detections per image.
+* Detection (§2.4): softmax scores, class-specific boxes, clip, drop background and scores <= 0.05, NMS per class
+  (``batched_nms``) at 0.3 -- the released test setting of Fast and Faster R-CNN (``TEST.NMS = 0.3`` in
+  py-faster-rcnn, as R-CNN's 0.3); torchvision's ``box_nms_thresh`` default is 0.5 -- at most 100 detections
+  per image. On 128x128 scenes 0.5 leaves a second, shifted box on a partly covered item: the same weights
+  scored mAP@0.5 0.739 at 0.5 and 0.867 at 0.3 (600 test scenes).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class BoxHead(nn.Module):
 
 
 def postprocess(class_logits: torch.Tensor, box_deltas: torch.Tensor, proposals: list[torch.Tensor],
-                image_size: tuple[int, int], score_thresh: float = 0.05, nms_thresh: float = 0.5,
+                image_size: tuple[int, int], score_thresh: float = 0.05, nms_thresh: float = 0.3,
                 detections_per_img: int = 100) -> list[dict[str, torch.Tensor]]:
     """Fast R-CNN §2.4 detections per image (torchvision's ``RoIHeads.postprocess_detections``)."""
     num_classes = class_logits.shape[-1]
@@ -79,7 +82,7 @@ class RoIHeads(nn.Module):
     def __init__(self, in_channels: int, stride: int, num_classes: int, *, pool: str = "roi_pool",
                  output_size: int = 7, representation: int = 256, fg_iou: float = 0.5, bg_iou_low: float = 0.0,
                  batch_size_per_image: int = 64, positive_fraction: float = 0.25, score_thresh: float = 0.05,
-                 nms_thresh: float = 0.5, detections_per_img: int = 100) -> None:
+                 nms_thresh: float = 0.3, detections_per_img: int = 100) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool={pool!r} is not one of {', '.join(POOLS)}")
