@@ -87,7 +87,7 @@ def staged_row(method: str, cfg, train, test, tmp: str, subset: int, epochs: int
     model = rcnn.load_rcnn(result.run_dir)
     final = result.final
     return dict(method=method, model=getattr(model, "name", method), map_50=final["map_50"], map=final["map"],
-                train_s=wall, img_s=staged_speed(model, test))
+                train_s=wall, img_s=staged_speed(model, test), epochs=epochs, train_scenes=subset)
 
 
 # ------------------------------------------------------------------------------------ the torchvision peer
@@ -308,8 +308,8 @@ def main() -> int:
                 raise SystemExit(f"unknown method {method!r}; use some of {', '.join(METHODS)}")
             before = os.getloadavg()[0]
             rows.append(run_method(method, cfg, train, test, args.out or tmp, (args.staged_subset, args.staged_epochs)))
-            rows[-1].update(load_before=before, load_after=os.getloadavg()[0], cpu=cpu_info().describe(),
-                            threads=torch.get_num_threads(), data=cfg.data, epochs=cfg.epochs)
+            rows[-1] = {"load_before": before, "load_after": os.getloadavg()[0], "cpu": cpu_info().describe(),
+                        "threads": torch.get_num_threads(), "data": cfg.data, "epochs": cfg.epochs, **rows[-1]}
             print(rows[-1], flush=True)
             if args.json:
                 write_json_atomic(args.json, rows)
