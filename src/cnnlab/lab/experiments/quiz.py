@@ -92,7 +92,7 @@ def q_se(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
     95 % t-interval of SE minus plain above 0), X when significantly downwards, undecided (None) otherwise."""
     if not result:
         return None
-    lo, hi = result["numbers"]["paired"]["t_ci"]
+    lo, hi = result["numbers"]["paired"]["t_ci"] or (float("nan"), float("nan"))  # None: one seed, no interval
     diff = result["numbers"]["paired"]["mean_diff"]
     added = result["numbers"]["small"]["params_added"]
     answer = "O" if lo > 0 else "X" if hi < 0 else None
@@ -109,7 +109,7 @@ def q_transfer(result: dict[str, Any] | None) -> tuple[str | None, str] | None:
         return None
     n = result["numbers"]
     shots = min(n["shots"])
-    lo, hi = n["paired"][str(shots)]["t_ci"]
+    lo, hi = n["paired"][str(shots)]["t_ci"] or (float("nan"), float("nan"))  # None: one seed, no interval
     acc = {arm: n["acc"][arm][str(shots)]["mean"] for arm in ("pretrained", "scratch")}
     answer = "X" if lo > 0 else "O" if hi < 0 else None
     return answer, (f"transfer ({result['mode']}): with {shots} images per class pretrained {acc['pretrained']:.1%} vs "
