@@ -39,6 +39,30 @@ def fake_lab(tmp_path):
         unregister_experiment(name)
 
 
+def test_a_changed_outside_input_reruns_the_experiment(tmp_path):
+    """An experiment that reads files outside the lab (detection_speed reads detection runs) declares
+    ``inputs``; a new or changed file is a cache miss, not the old verdict."""
+    inbox = tmp_path / "inbox.txt"
+    inbox.write_text("1")
+    calls = []
+
+    @register_experiment("t_inputs", claim=CLAIM, configs={"quick": {}, "full": {}}, cost={"quick": 1, "full": 1},
+                         verdict=above_half, inputs=lambda config: inbox.read_text())
+    def t_inputs(ctx):
+        calls.append(inbox.read_text())
+        return Result({"value": float(inbox.read_text())}, "reads inbox.txt")
+
+    try:
+        root = tmp_path / "lab"
+        run_experiment("t_inputs", "quick", root=root, log=lambda m: None)
+        assert run_experiment("t_inputs", "quick", root=root, log=lambda m: None).get("cached")
+        inbox.write_text("0.25")
+        again = run_experiment("t_inputs", "quick", root=root, log=lambda m: None)
+        assert not again.get("cached") and calls == ["1", "0.25"] and again["verdict"]["status"] == "not confirmed"
+    finally:
+        unregister_experiment("t_inputs")
+
+
 def test_cache_hit_then_miss_on_config_change(fake_lab):
     root = fake_lab["root"]
     first = run_experiment("t_square", "quick", root=root, log=lambda m: None)

@@ -116,6 +116,7 @@ class Experiment:
     cost: dict[str, float]  # estimated wall seconds per mode on 2 CPU cores
     reads: tuple[str, ...] = ()  # experiments whose results this one reads (run after them)
     version: int = 1  # bump when the code changes what the numbers mean: invalidates the cache
+    inputs: Callable[[dict[str, Any]], str] | None = None  # fingerprint of outside inputs (files it reads)
 
     def config(self, mode: str, seeds: int | None = None) -> dict[str, Any]:
         """The configuration for ``mode``; ``seeds`` overrides the seed count of training experiments."""
@@ -139,8 +140,10 @@ _REGISTRY: dict[str, Experiment] = {}
 
 def register_experiment(name: str, *, claim: Claim, configs: dict[str, dict[str, Any]], cost: dict[str, float],
                         verdict: Callable[[dict[str, Any]], Verdict], reads: tuple[str, ...] = (),
-                        version: int = 1) -> Callable[[Callable[[Context], Result]], Callable[[Context], Result]]:
-    """Decorator registering ``run(ctx) -> Result`` as the experiment ``name``."""
+                        version: int = 1, inputs: Callable[[dict[str, Any]], str] | None = None,
+                        ) -> Callable[[Callable[[Context], Result]], Callable[[Context], Result]]:
+    """Decorator registering ``run(ctx) -> Result`` as the experiment ``name``; ``inputs(config)`` fingerprints
+    what it reads from outside the lab (a changed fingerprint reruns it instead of returning the cached result)."""
     missing = [m for m in MODES if m not in configs or m not in cost]
     if missing:
         raise ConfigError(f"experiment {name!r} needs configs and cost for modes {', '.join(missing)}")
@@ -148,7 +151,7 @@ def register_experiment(name: str, *, claim: Claim, configs: dict[str, dict[str,
     def wrap(run: Callable[[Context], Result]) -> Callable[[Context], Result]:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise ConfigError(f"experiment {name!r} is registered twice")
-        _REGISTRY[name] = Experiment(name, claim, run, verdict, configs, cost, tuple(reads), version)
+        _REGISTRY[name] = Experiment(name, claim, run, verdict, configs, cost, tuple(reads), version, inputs)
         return run
 
     return wrap

@@ -47,13 +47,15 @@ def source_hash(exp: Experiment) -> str | None:
 
 def config_hash(exp: Experiment, mode: str, seeds: int | None, root: Path) -> str:
     """SHA-256 (16 hex digits) of what determines the result: name, version, the source of its module, mode,
-    the configuration, and the hashes of the results it reads (so a changed input reruns the reader)."""
+    the configuration, the hashes of the results it reads (so a changed input reruns the reader) and the
+    fingerprint of its outside inputs (``exp.inputs(config)``: e.g. the detection runs it reads)."""
     reads = {}
     for other in exp.reads:
         data = read_result(root / other)
         reads[other] = data.get("config_hash") if data and data.get("status") == "ok" else None
+    config = exp.config(mode, seeds)
     key = {"name": exp.name, "version": exp.version, "source": source_hash(exp), "mode": mode,
-           "config": exp.config(mode, seeds), "reads": reads}
+           "config": config, "reads": reads, "inputs": exp.inputs(config) if exp.inputs else None}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -42,6 +42,15 @@ def detection_runs(search: list[str]) -> list[dict[str, Any]]:
     return [newest[m] for m in ORDER if m in newest]
 
 
+def runs_fingerprint(config: dict[str, Any]) -> str:
+    """Every ``result.json`` under the search folders with its modification time: a new or retrained detection
+    run reruns the experiment instead of returning its cached verdict."""
+    from cnnlab.train.runs import find_runs
+
+    found = [p / "result.json" for root in config["search"] for p in find_runs(root)]
+    return ";".join(sorted(f"{p}@{p.stat().st_mtime_ns}" for p in found if p.is_file()))
+
+
 def detection_verdict(n: dict[str, Any]) -> Verdict:
     """Not measurable without an R-CNN run and at least one shared-pass or single-shot run. Confirmed: every
     other method is at least 10x faster per image than R-CNN (the lecture's "2,000 passes -> slow"); partly:
@@ -70,7 +79,7 @@ def detection_verdict(n: dict[str, Any]) -> Verdict:
                            "detectors sharing one pass (SPPNet, Fast/Faster R-CNN) or a single shot (YOLO).",
                 seed=SEED_BOOTCAMP),
     configs={m: {"search": ["runs"]} for m in ("quick", "full")},
-    cost={"quick": 2, "full": 2}, verdict=detection_verdict, version=2)
+    cost={"quick": 2, "full": 2}, verdict=detection_verdict, version=2, inputs=runs_fingerprint)
 def detection_speed(ctx: Context) -> Result:
     from cnnlab.lab.style import new_figure
 
