@@ -236,7 +236,8 @@ def speed_rows(out: str, test) -> list[dict]:
             else:
                 model = DetectionTask().model_from_checkpoint(load_checkpoint(d)).eval()
                 img_s = inference_speed(model, normalised(test))
-            row = dict(method=method, model=read_run(d).config.get("model") or method, map_50=final["map_50"],
+            model_name = method if method in ("rcnn", "sppnet") else read_run(d).config.get("model") or method
+            row = dict(method=method, model=model_name, map_50=final["map_50"],
                        map=final["map"], train_s=recorded.get(method, {}).get("train_s", float("nan")), img_s=img_s)
         else:
             continue
@@ -302,6 +303,8 @@ def main() -> int:
         if not args.out:
             raise SystemExit("--speed-only needs --out DIR (where earlier runs of this script left their runs)")
         rows = speed_rows(args.out, test)
+        if args.json:
+            write_json_atomic(args.json, rows)
     with tempfile.TemporaryDirectory() as tmp:
         for method in [] if args.speed_only else args.methods.split(","):
             if method not in METHODS:
