@@ -5,19 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from lab_helpers import run_tiny
 
-from cnnlab.lab import Context, get_experiment
-
-
-def run_tiny(name, config, tmp_path):
-    """Run experiment ``name`` with ``config`` (not its registered one) and apply its rule."""
-    exp = get_experiment(name)
-    ctx = Context(name, "quick", config, tmp_path, tmp_path, log=lambda m: None)
-    result = exp.run(ctx)
-    for fig in ctx.figures:
-        assert (tmp_path / fig).stat().st_size > 1000
-    return result, exp.verdict(result.numbers)
-
+from cnnlab.lab import get_experiment
 
 TINY_TRAIN = {"data": "synthetic", "train_subset": 300, "test_subset": 200, "epochs": 1, "batch_size": 100,
               "optimizer": "adam", "lr": 3e-3, "threads": 1}

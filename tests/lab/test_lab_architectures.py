@@ -4,12 +4,13 @@ are exact, their verdict rules reach every status on planted numbers, and each r
 import re
 from pathlib import Path
 
+import lab_helpers
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.lab import Context, get_experiment
+from cnnlab.lab import get_experiment
 from cnnlab.lab.experiments.architectures import added_cost, scaled_arms
 from cnnlab.lab.experiments.architectures_classic import epochs_to, main_loss_curve, registry_googlenet_aux
 from cnnlab.models import AuxOutputs, create_model
@@ -21,12 +22,9 @@ TINY = {"data": "synthetic", "train_subset": 100, "test_subset": 100, "epochs": 
         "optimizer": "adam", "lr": 3e-3, "threads": 1}
 
 
+
 def run_tiny(name, config, tmp_path):
-    exp = get_experiment(name)
-    ctx = Context(name, "quick", config, tmp_path, tmp_path, log=lambda m: None)
-    result = exp.run(ctx)
-    assert ctx.figures and all((tmp_path / f).stat().st_size > 1000 for f in ctx.figures)
-    return result, exp.verdict(result.numbers)
+    return lab_helpers.run_tiny(name, config, tmp_path, require_figure=True)
 
 
 def params(m: nn.Module) -> int:

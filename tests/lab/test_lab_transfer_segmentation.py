@@ -2,17 +2,9 @@
 
 import pytest
 import torch
+from lab_helpers import run_tiny
 
-from cnnlab.lab import Context, get_experiment
-
-
-def run_tiny(name, config, tmp_path):
-    exp = get_experiment(name)
-    ctx = Context(name, "quick", config, tmp_path, tmp_path, log=lambda m: None)
-    result = exp.run(ctx)
-    for fig in ctx.figures:
-        assert (tmp_path / fig).stat().st_size > 1000
-    return result, exp.verdict(result.numbers)
+from cnnlab.lab import get_experiment
 
 
 # ============================================================================ bottleneck

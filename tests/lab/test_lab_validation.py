@@ -5,9 +5,10 @@ import math
 
 import pytest
 import torch
+from lab_helpers import run_tiny
 from torch import nn
 
-from cnnlab.lab import Context, get_experiment
+from cnnlab.lab import get_experiment
 from cnnlab.lab.experiments.regularization import (
     ARMS,
     CleanTrainAccuracy,
@@ -19,15 +20,6 @@ from cnnlab.lab.experiments.regularization import (
 from cnnlab.lab.experiments.validation import binomial_se, train_config
 from cnnlab.models.probes import regularization_net
 from cnnlab.train.run import set_dropout
-
-
-def run_tiny(name, config, tmp_path):
-    exp = get_experiment(name)
-    ctx = Context(name, "quick", config, tmp_path, tmp_path, log=lambda m: None)
-    result = exp.run(ctx)
-    for fig in ctx.figures:
-        assert (tmp_path / fig).stat().st_size > 1000
-    return result, exp.verdict(result.numbers)
 
 
 def ms(mean, std=0.01):
