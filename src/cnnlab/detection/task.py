@@ -138,6 +138,8 @@ class DetectionTask(DenseTask):
                 with autocast_for(torch.device(device), amp):
                     tick = time.perf_counter()
                     preds = model(xr)
+                    if xr.is_cuda:  # kernels run asynchronously: wait for them before reading the clock
+                        torch.cuda.synchronize(xr.device)
                     forward_s += time.perf_counter() - tick
                     if hasattr(model, "losses"):
                         losses = model.losses(xr, [{"boxes": b, "labels": lb} for b, lb in
