@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnlab.data import load_dataset
+from cnnlab.data import load_dataset, normalize_uint8
 from cnnlab.train import fit, get_recipe
 from cnnlab.train.hardware import cpu_info, load_average
 
@@ -61,9 +61,7 @@ def staged_speed(model: nn.Module, test, n: int = 32) -> float:
 
 
 def normalised(ds, n: int = 32) -> torch.Tensor:
-    mean = torch.tensor(ds.mean).view(1, -1, 1, 1)
-    std = torch.tensor(ds.std).view(1, -1, 1, 1)
-    return (ds.images[:n].float() / 255 - mean) / std
+    return normalize_uint8(ds.images[:n], ds.mean, ds.std)
 
 
 def engine_row(method: str, model: str, cfg, train, test, tmp: str) -> dict:

@@ -12,7 +12,7 @@ for epoch in range(10):
 ```
 """
 
-from cnnlab.data.arrays import ArrayDataset, DenseDataset, channel_stats, default_data_dir
+from cnnlab.data.arrays import ArrayDataset, DenseDataset, channel_stats, default_data_dir, normalize_uint8
 from cnnlab.data.augment import BatchAugment
 from cnnlab.data.catalog import build_loader, list_datasets, load_dataset
 from cnnlab.data.cifar import CIFAR_DATASETS
@@ -32,7 +32,8 @@ __all__ = [
     "CIFAR_DATASETS", "DIGIT_DATASETS", "IDX_DATASETS", "ArrayDataset", "BatchAugment", "FolderDataset",
     "FolderLoader", "InMemoryLoader", "bootstrap_indices", "build_loader", "channel_stats", "default_data_dir",
     "download_file", "epoch_permutation", "extract_archive", "kfold_indices", "list_datasets", "load_dataset",
-    "make_synthetic", "mix_seed", "read_idx", "shard_indices", "stratified_split", "stratified_split_indices",
+    "make_synthetic", "mix_seed", "normalize_uint8", "read_idx", "shard_indices", "stratified_split",
+    "stratified_split_indices",
     "verify_checksum", "DenseAugment", "DenseDataset", "DenseLoader", "build_dense_loader", "make_scenes",
     "random_split", "load_voc", "write_voc", "load_coco", "write_coco",
 ]

@@ -93,6 +93,14 @@ class ArrayDataset:
         return torch.bincount(self.labels, minlength=self.num_classes)
 
 
+def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images ``[C, H, W]`` or ``[N, C, H, W]`` -> float ``(x / 255 - mean) / std`` per channel, the
+    inputs every model of a dataset or checkpoint with these ``mean``/``std`` was trained on."""
+    m = torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1)
+    s = torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1)
+    return (images.float() / 255 - m) / s
+
+
 def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images in [0, 1] units, in float64."""
     if images.shape[0] == 0:

@@ -64,6 +64,7 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
                   show: str | None = None, score_thresh: float = 0.3, device: str = "auto") -> list[dict[str, Any]]:
     """Detections of each image file in its own pixels; with ``out_dir`` one PNG per image
     (``<stem>-detections.png``) with the boxes drawn (and the proposals for ``show="proposals"``)."""
+    from cnnlab.data import normalize_uint8
     from cnnlab.detection.render import write_detections_png
     from cnnlab.predict import image_tensor
     from cnnlab.train.task import resize_input
@@ -76,13 +77,11 @@ def detect_images(checkpoint: str | Path, images: list[str | Path], out_dir: str
         heads.score_thresh = min(heads.score_thresh, score_thresh)
     m = ckpt.meta
     size, classes = m["img_size"], list(m["classes"])
-    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
     results = []
     for path in images:
         u8 = image_tensor(path, m["in_chans"])
         h, w = u8.shape[-2:]
-        x = resize_input((u8[None].float() / 255 - mean) / std, size)
+        x = resize_input(normalize_uint8(u8[None], m["mean"], m["std"]), size)
         with torch.inference_mode():
             det = model(x.to(dev))[0]
             props = model.propose(x.to(dev))[0][0] if show and hasattr(model, "propose") else None

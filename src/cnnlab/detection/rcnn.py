@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, box_iou, roi_align
 
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.detection.boxes import decode, encode
 from cnnlab.detection.proposals import ProposalSettings, proposals_for, selective_search
 from cnnlab.detection.spp import SpatialPyramidPool, pyramid_length
@@ -283,11 +284,6 @@ def fit_classifier_stage(model: RegionCNN, pool5: torch.Tensor, is_truth: torch.
     return stats
 
 
-def _normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
-    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
-    return (images.float() / 255 - m) / s
-
-
 def _pool5_all(model: RegionCNN, x: torch.Tensor, regions: list[torch.Tensor], method: str,
                batch: int = 32) -> torch.Tensor:
     with torch.no_grad():
@@ -301,7 +297,7 @@ def evaluate_rcnn(model: RegionCNN, dataset, cache_dir: Path | None = None, batc
     from cnnlab.detection.metrics import DetectionMeter, speed_fields
 
     props, _ = proposals_for(dataset.images, model.proposal_settings, cache_dir)
-    x = _normalise(dataset.images, dataset.mean, dataset.std)
+    x = normalize_uint8(dataset.images, dataset.mean, dataset.std)
     meter = DetectionMeter(dataset.classes)
     model.eval()
     seconds = 0.0
@@ -358,7 +354,7 @@ def fit_rcnn(cfg, method: str = "rcnn", cache_dir: str | Path | None = None):
     is_truth = torch.cat([torch.arange(len(r)) >= len(p) for r, p in zip(regions, props)])
     best_class, best_iou, matched = label_regions(regions, train.boxes, train.labels)
     ft_labels = torch.where(best_iou >= FG_IOU, best_class, torch.zeros_like(best_class))
-    x = _normalise(train.images, train.mean, train.std)
+    x = normalize_uint8(train.images, train.mean, train.std)
 
     tick = time.perf_counter()
     crops = warp(x, regions)  # R-CNN's fine-tuning inputs (both methods share the CNN)

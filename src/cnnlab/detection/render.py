@@ -57,14 +57,13 @@ def render_detections(path: str | os.PathLike, model: torch.nn.Module, data: Any
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cnnlab.data import normalize_uint8
     from cnnlab.train.task import resize_input
 
     n = min(max_images, len(data))
     images = data.images[:n]
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
     device = next(model.parameters()).device
-    x = resize_input(((images.float() / 255 - mean) / std).to(device), spec.img_size)
+    x = resize_input(normalize_uint8(images, spec.mean, spec.std).to(device), spec.img_size)
     was_training = model.training
     model.eval()
     preds = model(x)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.data import normalize_uint8
 from cnnlab.predict import image_tensor
 from cnnlab.segmentation.metrics import label_map
 from cnnlab.segmentation.render import panel, write_png
@@ -28,13 +29,10 @@ def segment_images(checkpoint: str, images: list[str | Path], out_dir: str | Pat
     model = ckpt.build_model().to(dev)
     m = ckpt.meta
     size, classes = m["img_size"], list(m["classes"])
-    mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(m["std"]).view(1, -1, 1, 1)
     results = []
     for path in images:
         u8 = image_tensor(path, m["in_chans"])
-        x = (u8[None].float() / 255 - mean) / std
-        x = resize_input(x, size)
+        x = resize_input(normalize_uint8(u8[None], m["mean"], m["std"]), size)
         with torch.inference_mode():
             label = label_map(predict_probs(model, x.to(dev))).cpu()
         counts = torch.bincount(label.flatten(), minlength=len(classes)).double() / label.numel()

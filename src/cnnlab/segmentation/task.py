@@ -148,12 +148,12 @@ class SegmentationTask(DenseTask):
         """Colour overlays of the first test images (image | ground truth | prediction)."""
         import matplotlib.pyplot as plt
 
+        from cnnlab.data import normalize_uint8
         from cnnlab.segmentation.render import render_predictions
 
         n = min(6, len(data))
         images = data.images[:n]
-        x = ((images.float() / 255 - torch.tensor(spec.mean).view(1, -1, 1, 1))
-             / torch.tensor(spec.std).view(1, -1, 1, 1))
+        x = normalize_uint8(images, spec.mean, spec.std)
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()

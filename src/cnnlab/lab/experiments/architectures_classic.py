@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from matplotlib.ticker import MaxNLocator
 
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.lab.arms import arm_summary, train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.experiments.architectures import QUICK_TRAIN, per_seed, plot_seed_points, train_text
@@ -183,7 +184,7 @@ def _probe_batch(data: str, n: int) -> torch.Tensor:
 
     test = load_dataset(data, split="test")
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n]
-    return (test.images[idx].float() / 255 - test.mean[0]) / test.std[0]
+    return normalize_uint8(test.images[idx], test.mean, test.std)
 
 
 @register_experiment(

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from cnnlab.analysis.gradients import layer_gradient_norms
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.lab.arms import train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.experiments.design import train_setup
@@ -54,7 +55,7 @@ def vanishing_gradients(ctx: Context) -> Result:
     for seed in ctx.seeds:
         gen = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(train), generator=gen)[: cfg["batch"]]
-        x = (train.images[idx].float() / 255 - train.mean[0]) / train.std[0]
+        x = normalize_uint8(train.images[idx], train.mean, train.std)
         for arm, (act, bn) in arms.items():
             torch.manual_seed(seed)
             model = deep_plain_net(cfg["depth"], cfg["width"], act, bn).train()

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from cnnlab.analysis.landscape import filter_normalized_direction, loss_along_direction
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.lab.arms import train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.experiments.design import train_setup
@@ -68,7 +69,7 @@ def batch_size(ctx: Context) -> Result:
         runs[arm] = train_arms(ctx, arms, {**cfg["train"], "batch_size": batch}, ctx.seeds)[f"batch{batch}"]
     train = load_dataset(cfg["train"]["data"], split="train")
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: cfg["probe_images"]]
-    x = (train.images[idx].float() / 255 - train.mean[0]) / train.std[0]
+    x = normalize_uint8(train.images[idx], train.mean, train.std)
     curves: dict[str, list[list[float]]] = {"small": [], "large": []}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny forwards: one thread is faster on a loaded machine

@@ -10,6 +10,7 @@ from torch import nn
 from cnnlab.analysis import inspect
 from cnnlab.analysis.gradients import layer_gradient_norms
 from cnnlab.analysis.summary import build_meta
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 
 SEED_LECTURE = "001_2f996cc2c9e949d3.txt"
@@ -150,7 +151,7 @@ def quiz(ctx: Context) -> Result:
     from cnnlab.data import load_dataset
 
     train = load_dataset(ctx.config["data"], split="train")
-    x = (train.images[: ctx.config["batch"]].float() / 255 - train.mean[0]) / train.std[0]
+    x = normalize_uint8(train.images[: ctx.config["batch"]], train.mean, train.std)
     q3 = q_resnet_trained(ctx.read_other("residual_depth")) or q_resnet(x, train.labels[: ctx.config["batch"]])
     measured = {1: q_vgg(), 2: q_inception(), 3: q3, 6: q_shufflenet()}
     for q, answer in ((5, q_se(ctx.read_other("se_gain"))), (7, q_transfer(ctx.read_other("transfer")))):

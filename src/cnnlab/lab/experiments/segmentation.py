@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from cnnlab.data.arrays import normalize_uint8
 from cnnlab.lab.arms import train_arms
 from cnnlab.lab.experiment import Claim, Context, Result, Verdict, register_experiment
 from cnnlab.lab.stats import mean_std, paired_comparison
@@ -61,7 +62,7 @@ def first_test_predictions(runs: dict[str, list[dict[str, Any]]], train: dict[st
     from cnnlab.segmentation.metrics import label_map
 
     test = load_dataset(train["data"], split="test", data_dir=train.get("data_dir"))
-    x = (test.images[:count].float() / 255 - test.mean[0]) / test.std[0]
+    x = normalize_uint8(test.images[:count], test.mean, test.std)
     preds = {}
     for arm, rs in runs.items():
         model = rs[0]["model"].eval()
