@@ -101,6 +101,13 @@ def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
     return (images.float() / 255 - m) / s
 
 
+def denormalize_to_uint8(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """The inverse of :func:`normalize_uint8`: ``x * std + mean`` back to uint8 pixels (rounded, clipped)."""
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).reshape(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).reshape(-1, 1, 1)
+    return (x.float() * s + m).mul(255).round().clamp(0, 255).to(torch.uint8)
+
+
 def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (population) std of uint8 images in [0, 1] units, in float64."""
     if images.shape[0] == 0:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from cnnlab.data.arrays import denormalize_to_uint8
 from cnnlab.errors import ConfigError
 
 __all__ = ["ProposalSettings", "SelectiveSearchProposals", "selective_search", "dataset_fingerprint",
@@ -157,19 +158,18 @@ class SelectiveSearchProposals:
     def __init__(self, settings: ProposalSettings | dict | None = None, max_cached: int = 200_000) -> None:
         self.settings = settings if isinstance(settings, ProposalSettings) else ProposalSettings(**(settings or {}))
         self.max_cached = max_cached
-        self.mean: torch.Tensor | None = None
-        self.std: torch.Tensor | None = None
+        self.mean: tuple[float, ...] | None = None
+        self.std: tuple[float, ...] | None = None
         self.cache: dict[str, torch.Tensor] = {}
 
     def set_normalization(self, mean, std) -> None:
-        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1)
-        self.std = torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1)
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def to_uint8(self, images: torch.Tensor) -> torch.Tensor:
         if self.mean is None:
             raise ConfigError("selective-search proposals need the input normalisation: call "
                               "set_normalization(mean, std) (the detection task does this from the data)")
-        return (images.detach().float().cpu() * self.std + self.mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+        return denormalize_to_uint8(images.detach().cpu(), self.mean, self.std)
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
         out = []

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, box_iou, roi_align
 
-from cnnlab.data.arrays import normalize_uint8
+from cnnlab.data.arrays import denormalize_to_uint8, normalize_uint8
 from cnnlab.detection.boxes import decode, encode
 from cnnlab.detection.proposals import ProposalSettings, proposals_for, selective_search
 from cnnlab.detection.spp import SpatialPyramidPool, pyramid_length
@@ -119,7 +119,7 @@ class RegionCNN(nn.Module):
 
     # ---------------------------------------------------------------- test time
     def to_uint8(self, images: torch.Tensor) -> torch.Tensor:
-        return (images * self.std + self.mean).mul(255).round().clamp(0, 255).to(torch.uint8)
+        return denormalize_to_uint8(images, self.mean, self.std)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, targets=None, proposals: list[torch.Tensor] | None = None):
