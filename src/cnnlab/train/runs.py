@@ -93,8 +93,9 @@ def read_run(run_dir: str | Path) -> RunRecord:
     return RunRecord(path, config, history, result)
 
 
-def find_runs(runs_dir: str | Path, max_depth: int = 3) -> list[Path]:
-    """Run directories under ``runs_dir`` (itself included, ``max_depth`` levels down), newest first."""
+def find_runs(runs_dir: str | Path, max_depth: int = 3, task: str | None = None) -> list[Path]:
+    """Run directories under ``runs_dir`` (itself included, ``max_depth`` levels down), newest first; with
+    ``task``, only the runs that trained that task."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
@@ -104,5 +105,6 @@ def find_runs(runs_dir: str | Path, max_depth: int = 3) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tb") if depth < max_depth else []
         if any(m in files for m in MARKERS):
             found.append(Path(here))
+    found = [p for p in found if task is None or run_task(p) == task]
     return sorted(found, key=lambda p: max((p / m).stat().st_mtime for m in MARKERS if (p / m).exists()),
                   reverse=True)

@@ -161,43 +161,47 @@ def _inside_tab(app: gr.Blocks, runs_dir: Path) -> None:
 
 
 # -------------------------------------------------------------------------------- Segment, Detect
-def _segment_tab(app: gr.Blocks, runs_dir: Path) -> None:
+def _run_and_image(app: gr.Blocks, runs_dir: Path, list_runs: Callable[[Path], list[str]], task: str,
+                   prefix: str, image_label: str, train_hint: str) -> tuple[gr.Dropdown, gr.Image]:
+    """A run dropdown (refreshed on page load), an image upload and a sample-photo picker, in the current column;
+    below the row, a hint when ``runs_dir`` holds no ``task`` run yet."""
     samples = inside.sample_images()
-    seg_runs = segment.segmentation_runs(runs_dir)
+    found = list_runs(runs_dir)
+    run = gr.Dropdown(found, value=found[0] if found else None, allow_custom_value=True,
+                      label=f"{task} run (under {runs_dir})", elem_id=f"{prefix}-run")
+    image = gr.Image(type="filepath", label=image_label, sources=["upload", "clipboard"], height=260,
+                     elem_id=f"{prefix}-image")
+    sample = gr.Dropdown(list(samples), value=None, label="or a sample photo")
+    if not found:
+        gr.Markdown(f"No {task} run under `{runs_dir}` yet: train one with `{train_hint}`, or type a run "
+                    "directory above.")
+    sample.change(lambda k: samples.get(k), sample, image, queue=False)
+    app.load(lambda v: gr.Dropdown(choices=list_runs(runs_dir), value=v), run, run)
+    return run, image
+
+
+def _segment_tab(app: gr.Blocks, runs_dir: Path) -> None:
     gr.Markdown("A scene through a segmentation run's FCN (`cnnlab segment predict`): the image beside "
                 "its predicted classes, and the share of pixels per class.")
     with gr.Row():
         with gr.Column():
-            run = gr.Dropdown(seg_runs, value=seg_runs[0] if seg_runs else None, allow_custom_value=True,
-                              label=f"segmentation run (under {runs_dir})", elem_id="segment-run")
-            image = gr.Image(type="filepath", label="scene", sources=["upload", "clipboard"], height=260,
-                             elem_id="segment-image")
-            sample = gr.Dropdown(list(samples), value=None, label="or a sample photo")
+            run, image = _run_and_image(app, runs_dir, segment.segmentation_runs, "segmentation", "segment", "scene",
+                                        "cnnlab segment train --recipe scenes-fcn8s")
             go = gr.Button("Segment", variant="primary", elem_id="segment-go")
         with gr.Column():
             out = gr.Image(label="image | predicted classes", type="pil", interactive=False, height=340,
                            elem_id="segment-overlay")
             fractions = gr.Label(label="pixels per class", num_top_classes=8, elem_id="segment-fractions")
-    if not seg_runs:
-        gr.Markdown(f"No segmentation run under `{runs_dir}` yet: train one with "
-                    "`cnnlab segment train --recipe scenes-fcn8s`, or type a run directory above.")
-    sample.change(lambda k: samples.get(k), sample, image, queue=False)
-    app.load(lambda v: gr.Dropdown(choices=segment.segmentation_runs(runs_dir), value=v), run, run)
     go.click(readable(segment.segment_scene), [run, image], [out, fractions], concurrency_id="segment")
 
 
 def _detect_tab(app: gr.Blocks, runs_dir: Path) -> None:
-    samples = inside.sample_images()
-    det_runs = detect.detection_runs(runs_dir)
     gr.Markdown("An image through a detection run (`cnnlab detect predict`; R-CNN, SPPNet, Fast/Faster R-CNN or "
                 "YOLO v1): the boxes with class and score, in the image's own pixels.")
     with gr.Row():
         with gr.Column():
-            run = gr.Dropdown(det_runs, value=det_runs[0] if det_runs else None, allow_custom_value=True,
-                              label=f"detection run (under {runs_dir})", elem_id="detect-run")
-            image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], height=260,
-                             elem_id="detect-image")
-            sample = gr.Dropdown(list(samples), value=None, label="or a sample photo")
+            run, image = _run_and_image(app, runs_dir, detect.detection_runs, "detection", "detect", "image",
+                                        "cnnlab detect train --recipe scenes-yolo")
             thresh = gr.Slider(0.0, 0.95, value=0.3, step=0.05, label="score threshold", elem_id="detect-thresh")
             proposals = gr.Checkbox(False, label="draw the proposals too (two-stage detectors)")
             go = gr.Button("Detect", variant="primary", elem_id="detect-go")
@@ -206,11 +210,6 @@ def _detect_tab(app: gr.Blocks, runs_dir: Path) -> None:
             note = gr.Markdown(elem_id="detect-note")
             table = gr.Dataframe(headers=detect.DETECTION_HEADERS, interactive=False, elem_id="detect-table",
                                  label="detections (pixels of the image)")
-    if not det_runs:
-        gr.Markdown(f"No detection run under `{runs_dir}` yet: train one with "
-                    "`cnnlab detect train --recipe scenes-yolo`, or type a run directory above.")
-    sample.change(lambda k: samples.get(k), sample, image, queue=False)
-    app.load(lambda v: gr.Dropdown(choices=detect.detection_runs(runs_dir), value=v), run, run)
     go.click(readable(detect.detect_scene), [run, image, thresh, proposals], [out, table, note],
              concurrency_id="detect")
 

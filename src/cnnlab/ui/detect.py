@@ -14,29 +14,23 @@ from PIL import Image
 
 from cnnlab.detection.predict import detect_images
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.train.runs import find_runs, run_task
+from cnnlab.train.runs import find_runs
+from cnnlab.ui.runs import chosen_run
 
 DETECTION_HEADERS = ["class", "score", "x1", "y1", "x2", "y2"]
 
 
 def detection_runs(runs_dir: str | Path) -> list[str]:
     """Run directories under ``runs_dir`` that trained a detector (any of the five methods), newest first."""
-    return [str(r) for r in find_runs(runs_dir) if run_task(r) == "detection"]
+    return [str(r) for r in find_runs(runs_dir, task="detection")]
 
 
 def detect_scene(run_dir: str | None, image: str | None, score_thresh: float = 0.3,
                  show_proposals: bool = False) -> tuple[Image.Image, list[list[Any]], str]:
     """``(picture with boxes, rows of DETECTION_HEADERS, one-line summary)`` for one image file."""
-    run_dir = (run_dir or "").strip()
-    if not run_dir:
-        raise ConfigError("no detection run chosen: pick one, or train one with `cnnlab detect train`")
-    if not Path(run_dir).exists():
-        raise ConfigError(f"run directory not found: {run_dir}")
+    run_dir = chosen_run(run_dir, "detection", "Detect", "cnnlab detect train")
     if not image:
         raise DataError("no image: upload a photo or a scene, or pick a sample photo")
-    task = run_task(run_dir) if Path(run_dir).is_dir() else None
-    if task not in (None, "detection"):
-        raise ConfigError(f"{run_dir} is a {task} run; the Detect tab needs a detection run")
     if not 0.0 <= float(score_thresh) < 1.0:
         raise ConfigError(f"score threshold must be in [0, 1), got {score_thresh}")
     with tempfile.TemporaryDirectory(prefix="cnnlab-ui-det-") as out:

@@ -54,7 +54,7 @@ def _cached(source: str, mtime: float) -> LoadedModel:
 
 def sources(runs_dir: str | Path) -> list[str]:
     """What the tab can look through: zoo models with weights, then the classification runs under ``runs_dir``."""
-    return weighted_models() + [str(p) for p in find_runs(runs_dir) if run_task(p) == "classification"]
+    return weighted_models() + [str(p) for p in find_runs(runs_dir, task="classification")]
 
 
 def load_source(source: str | None) -> LoadedModel:

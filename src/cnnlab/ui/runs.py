@@ -15,11 +15,24 @@ from PIL import Image
 
 from cnnlab.errors import ConfigError
 from cnnlab.train.runlog import plot_curves
-from cnnlab.train.runs import MARKERS, RunRecord, find_runs, read_run
+from cnnlab.train.runs import MARKERS, RunRecord, find_runs, read_run, run_task
 from cnnlab.ui.figures import figure_to_image
 
 RUN_HEADERS = ["run", "task", "model", "data", "recipe", "best", "epochs", "wall (s)", "date"]
 PICTURES = {"confusion_matrix.png": "confusion matrix", "predictions.png": "test predictions (segmentation)"}
+
+
+def chosen_run(run_dir: str | None, task: str, tab: str, train_command: str) -> str:
+    """The run directory (or checkpoint file) a tab was given, checked: chosen, existing, and of ``task``."""
+    run_dir = (run_dir or "").strip()
+    if not run_dir:
+        raise ConfigError(f"no {task} run chosen: pick one, or train one with `{train_command}`")
+    if not Path(run_dir).exists():
+        raise ConfigError(f"run directory not found: {run_dir}")
+    found = run_task(run_dir) if Path(run_dir).is_dir() else None
+    if found not in (None, task):
+        raise ConfigError(f"{run_dir} is a {found} run; the {tab} tab needs a {task} run")
+    return run_dir
 
 
 def _date(path: Path) -> str:

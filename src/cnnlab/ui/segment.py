@@ -11,28 +11,22 @@ from typing import Any
 
 from PIL import Image
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import DataError
 from cnnlab.segmentation import segment_images
-from cnnlab.train.runs import find_runs, run_task
+from cnnlab.train.runs import find_runs
+from cnnlab.ui.runs import chosen_run
 
 
 def segmentation_runs(runs_dir: str | Path) -> list[str]:
     """Run directories under ``runs_dir`` that trained a segmentation model, newest first."""
-    return [str(r) for r in find_runs(runs_dir) if run_task(r) == "segmentation"]
+    return [str(r) for r in find_runs(runs_dir, task="segmentation")]
 
 
 def segment_scene(run_dir: str | None, image: str | None) -> tuple[Image.Image, dict[str, float]]:
     """``(overlay, {class: pixel fraction})``: the image beside its predicted label map."""
-    run_dir = (run_dir or "").strip()
-    if not run_dir:
-        raise ConfigError("no segmentation run chosen: pick one, or train one with `cnnlab segment train`")
-    if not Path(run_dir).exists():
-        raise ConfigError(f"run directory not found: {run_dir}")
+    run_dir = chosen_run(run_dir, "segmentation", "Segment", "cnnlab segment train")
     if not image:
         raise DataError("no image: upload a scene or pick a sample photo")
-    task = run_task(run_dir) if Path(run_dir).is_dir() else None
-    if task not in (None, "segmentation"):
-        raise ConfigError(f"{run_dir} is a {task} run; the Segment tab needs a segmentation run")
     with tempfile.TemporaryDirectory(prefix="cnnlab-ui-seg-") as out:
         (r,) = segment_images(run_dir, [image], out_dir=out, device="cpu")
         with Image.open(r["overlay"]) as img:
